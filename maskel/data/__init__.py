@@ -1,0 +1,1 @@
+"""Datasets, transforms, the canonical framing and the pose map."""

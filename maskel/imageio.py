@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from PIL import Image
 from maskel import MaskelError
 from maskel.atomic import atomic_write_bytes
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PIXELS = 4096 * 4096
 """Largest image accepted anywhere (decompression-bomb guard); the server may set a lower one."""
 
@@ -35,18 +37,20 @@ def _open_png(data: bytes | str | os.PathLike, max_pixels: int) -> Image.Image:
     except OSError as e:
         raise MaskelError(f"{name}: cannot open ({e.strerror})") from None
     with src:
+        head = src.read(24)
+        src.seek(0)
+        if head[:8] != PNG_SIGNATURE:
+            raise MaskelError(f"{name}: not a PNG")
+        if len(head) < 24 or head[12:16] != b"IHDR":
+            raise MaskelError(f"{name}: not a readable PNG (truncated header)")
+        w, h = struct.unpack(">II", head[16:24])
+        if w * h > max_pixels:
+            raise MaskelError(f"{name}: {w}x{h} pixels exceeds the limit of {max_pixels} pixels")
         try:
             img = Image.open(src)
-            if img.format != "PNG":
-                raise MaskelError(f"{name}: not a PNG (found {img.format})")
-            w, h = img.size
-            if w * h > max_pixels:
-                raise MaskelError(f"{name}: {w}x{h} pixels exceeds the limit of {max_pixels} pixels")
             img.load()
-        except MaskelError:
-            raise
         except Image.DecompressionBombError:
-            raise MaskelError(f"{name}: image too large") from None
+            raise MaskelError(f"{name}: {w}x{h} pixels exceeds the decoder's limit") from None
         except (OSError, SyntaxError, ValueError) as e:
             raise MaskelError(f"{name}: not a readable PNG ({e})") from None
     return img

@@ -62,8 +62,11 @@ def joints_to_array(pose: dict[str, Any]) -> np.ndarray:
 
 
 def array_to_joints(arr: np.ndarray, width: int, height: int) -> dict[str, Any]:
-    """Inverse of joints_to_array for the rows that are present (visible or with any coordinate)."""
+    """Inverse of joints_to_array; all-zero rows (missing joints) are left out."""
     joints = []
-    for name, (x, y, d, v) in zip(CANONICAL_JOINTS, np.asarray(arr, dtype=float)):
+    for name, row in zip(CANONICAL_JOINTS, np.asarray(arr, dtype=float), strict=True):
+        if not row.any():
+            continue
+        x, y, d, v = row
         joints.append({"name": name, "x": round(x, 3), "y": round(y, 3), "depth": round(d, 4), "visible": bool(v > 0.5)})
     return {"width": int(width), "height": int(height), "joints": joints}

@@ -1,0 +1,160 @@
+"""HTTP client for the local MaSkel server (urllib only), with errors turned into one-line messages."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+
+from .pngsize import png_size
+
+START_HINT = (
+    "start one with `maskel serve --checkpoint MODEL.safetensors --port {port}` "
+    "or use Preferences > Add-ons > MaSkel X-ray > Start local server"
+)
+
+
+class ServerError(Exception):
+    """A failure talking to the server, with a message fit to show the user as-is."""
+
+    def __init__(self, message: str, code: str = "error", status: int | None = None):
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+@dataclass
+class XrayResult:
+    xray_png: bytes
+    width: int
+    height: int
+    style: str
+    labels_png: bytes | None = None
+    timings: dict = field(default_factory=dict)
+
+
+def is_loopback(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+class MaskelClient:
+    """Talks to ``maskel serve``. ``timeout`` is per request in seconds; ``token`` is sent as Bearer."""
+
+    def __init__(self, url: str, timeout: float = 60.0, token: str | None = None):
+        url = (url or "").strip().rstrip("/")
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ServerError(f"bad server URL {url!r} (expected e.g. http://127.0.0.1:8765)", "bad_url")
+        self.url = url
+        self.timeout = float(timeout)
+        self.token = token or None
+
+    def _port(self) -> int:
+        parts = urllib.parse.urlsplit(self.url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+    def _request(self, method: str, path: str, body: dict | None = None, timeout: float | None = None) -> dict:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Accept", "application/json")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        wait = self.timeout if timeout is None else timeout
+        try:
+            with urllib.request.urlopen(req, timeout=wait) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as e:
+            raise self._http_error(e) from None
+        except TimeoutError:
+            raise ServerError(
+                f"the MaSkel server at {self.url} did not answer within {wait:g} s "
+                "(raise the timeout in the add-on preferences, or use a lower resolution)",
+                "timeout",
+            ) from None
+        except (urllib.error.URLError, ConnectionError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            if isinstance(reason, (TimeoutError, socket.timeout)):
+                raise ServerError(
+                    f"the MaSkel server at {self.url} did not answer within {wait:g} s "
+                    "(raise the timeout in the add-on preferences, or use a lower resolution)",
+                    "timeout",
+                ) from None
+            raise ServerError(
+                f"no MaSkel server at {self.url} ({_reason_text(reason)}); " + START_HINT.format(port=self._port()),
+                "unreachable",
+            ) from None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise ServerError(f"{self.url}{path} did not return JSON (is this a MaSkel server?)", "bad_reply") from None
+
+    def _http_error(self, e: urllib.error.HTTPError) -> ServerError:
+        try:
+            payload = json.loads(e.read() or b"{}")
+        except ValueError:
+            payload = {}
+        if not isinstance(payload, dict):
+            payload = {}
+        code = str(payload.get("error") or f"http_{e.code}")
+        message = payload.get("message") or payload.get("detail") or e.reason or "no details"
+        if not isinstance(message, str):
+            message = json.dumps(message)[:300]
+        if e.code == 401:
+            return ServerError(
+                f"the MaSkel server refused the token ({message}); set the token in the add-on preferences",
+                code, e.code,
+            )  # fmt: skip
+        if e.code == 404:
+            return ServerError(f"{self.url} has no MaSkel API here (HTTP 404: {message}); check the server URL", code, 404)
+        return ServerError(f"MaSkel server error {e.code} ({code}): {message}", code, e.code)
+
+    def health(self, timeout: float | None = 5.0) -> dict:
+        """GET /v1/health -> {"model", "resolution", "device", "version", "styles"}."""
+        return self._request("GET", "/v1/health", timeout=timeout)
+
+    def mannequin(self) -> dict:
+        """GET /v1/mannequin -> the rest-pose mannequin JSON (format maskel-mannequin/1)."""
+        data = self._request("GET", "/v1/mannequin")
+        if data.get("format") != "maskel-mannequin/1":
+            raise ServerError(f"unexpected mannequin format {data.get('format')!r}", "bad_reply")
+        return data
+
+    def xray(self, mask_png: bytes, joints: dict | None = None, style: str = "radiograph", seed: int = 0,
+             labels: bool = False, bits: int = 16) -> XrayResult:  # fmt: skip
+        """POST /v1/xray: silhouette PNG (+ optional pose JSON) -> X-ray PNG of the same size."""
+        body = {"mask": base64.b64encode(mask_png).decode("ascii"), "style": style, "seed": int(seed),
+                "labels": bool(labels), "bits": int(bits)}  # fmt: skip
+        if joints is not None:
+            body["joints"] = joints
+        reply = self._request("POST", "/v1/xray", body)
+        try:
+            xray = base64.b64decode(reply["xray"], validate=True)
+            lab = reply.get("labels")
+            result = XrayResult(
+                xray_png=xray, width=int(reply.get("width", 0)), height=int(reply.get("height", 0)),
+                style=str(reply.get("style", style)), labels_png=base64.b64decode(lab) if lab else None,
+                timings=dict(reply.get("timings") or {}),
+            )  # fmt: skip
+            w, h = png_size(xray)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ServerError(f"the server's X-ray reply is malformed ({e})", "bad_reply") from None
+        mw, mh = png_size(mask_png)
+        if (w, h) != (mw, mh):
+            raise ServerError(f"the server returned a {w}x{h} X-ray for a {mw}x{mh} mask", "bad_reply")
+        result.width, result.height = w, h
+        return result
+
+
+def _reason_text(reason: object) -> str:
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, socket.gaierror):
+        return "unknown host"
+    return str(getattr(reason, "strerror", None) or reason)

@@ -1,0 +1,318 @@
+"""Plain-pytest tests of the add-on's bpy-free core (blender_addon/core)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from blender_addon.core import camera, frames, rigs
+from blender_addon.core.client import MaskelClient, ServerError
+from blender_addon.core.localserver import LocalServer, free_port
+from blender_addon.core.pngsize import png_size
+
+
+def _png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- frames
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [("1-4", [1, 2, 3, 4]), ("1,3,5-7", [1, 3, 5, 6, 7]), ("12", [12]), ("3, 1-2 ,2", [1, 2, 3]),
+     ("-2-1", [-2, -1, 0, 1]), ("-5", [-5])],
+)  # fmt: skip
+def test_parse_frames(text, expected):
+    assert frames.parse_frames(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "1-", "a", "5-3", "1,,2", "1-2-3", "0-1000000"])
+def test_parse_frames_rejects(text):
+    with pytest.raises(ValueError):
+        frames.parse_frames(text)
+
+
+# ---------------------------------------------------------------- camera maths
+
+
+def test_perspective_frame_known_values():
+    cam = camera.CameraParams("PERSP", lens=50, sensor_width=36, res_x=1920, res_y=1080)
+    bl, br, tr, tl = camera.frame_corners(cam, 2.0)
+    assert br[0] == pytest.approx(2.0 * 18 / 50)  # half sensor / focal length * depth
+    assert tr[1] == pytest.approx(2.0 * 18 / 50 * 1080 / 1920)
+    assert bl[2] == tl[2] == -2.0
+    # Vertical fit uses the sensor height along y.
+    cam_v = camera.CameraParams("PERSP", lens=35, sensor_height=24, sensor_fit="VERTICAL", res_x=1000, res_y=500)
+    _, _, tr, _ = camera.frame_corners(cam_v, 1.0)
+    assert tr[1] == pytest.approx(12 / 35)
+    assert tr[0] == pytest.approx(2 * 12 / 35)
+    # AUTO fit on a portrait frame fits the sensor width to the height.
+    cam_p = camera.CameraParams("PERSP", lens=50, sensor_width=36, res_x=500, res_y=1000)
+    _, _, tr, _ = camera.frame_corners(cam_p, 1.0)
+    assert tr[1] == pytest.approx(18 / 50)
+
+
+@pytest.mark.parametrize(
+    "cam",
+    [
+        camera.CameraParams("PERSP", lens=35, res_x=640, res_y=480, shift_x=0.1, shift_y=-0.2),
+        camera.CameraParams("PERSP", lens=85, sensor_fit="VERTICAL", res_x=300, res_y=700, aspect_x=2.0),
+        camera.CameraParams("ORTHO", ortho_scale=3.0, res_x=256, res_y=512, shift_x=-0.3),
+        camera.CameraParams("ORTHO", ortho_scale=2.5, res_x=512, res_y=256, sensor_fit="VERTICAL"),
+    ],
+)
+def test_corners_project_to_frame_corners(cam):
+    for depth in (0.5, 3.0, 40.0):
+        uv = [camera.project(cam, c)[:2] for c in camera.frame_corners(cam, depth)]
+        np.testing.assert_allclose(uv, [(0, 0), (1, 0), (1, 1), (0, 1)], atol=1e-9)
+
+
+def test_ortho_frame_is_depth_independent_and_scale_spans_long_side():
+    cam = camera.CameraParams("ORTHO", ortho_scale=4.0, res_x=200, res_y=100)
+    a, b = camera.frame_corners(cam, 1.0), camera.frame_corners(cam, 9.0)
+    assert [c[:2] for c in a] == [c[:2] for c in b]
+    assert a[1][0] - a[0][0] == pytest.approx(4.0)
+    assert a[3][1] - a[0][1] == pytest.approx(2.0)
+
+
+def test_project_pixels_and_visibility():
+    cam = camera.CameraParams("PERSP", lens=50, res_x=200, res_y=100)
+    uvd = camera.project(cam, (0.0, 0.0, -3.0))
+    assert camera.to_pixels(cam, uvd) == pytest.approx((100.0, 50.0))
+    assert uvd[2] == pytest.approx(3.0) and camera.in_frame(uvd)
+    assert not camera.in_frame(camera.project(cam, (0.0, 0.0, 3.0)))  # behind the camera
+    assert not camera.in_frame(camera.project(cam, (10.0, 0.0, -1.0)))
+
+
+def test_bbox_view_overlap():
+    cam = camera.CameraParams("ORTHO", ortho_scale=2.0, res_x=100, res_y=100)
+    inside = [(x, y, -5.0) for x in (-0.5, 0.5) for y in (-0.5, 0.5)]
+    assert camera.bbox_view_overlap(cam, inside) == pytest.approx(1.0)
+    half = [(x, y, -5.0) for x in (0.0, 2.0) for y in (-0.5, 0.5)]
+    assert camera.bbox_view_overlap(cam, half) == pytest.approx(0.5)
+    outside = [(x + 10, y, -5.0) for x, y, _ in inside]
+    assert camera.bbox_view_overlap(cam, outside) == 0.0
+    assert camera.bbox_view_overlap(cam, [(0, 0, 5.0)]) == 0.0
+
+
+def test_fit_ortho_frames_points():
+    pts = [(-0.3, 0.0, -4), (0.3, 1.8, -4), (0.0, 0.9, -4)]
+    scale, centre = camera.fit_ortho(pts, 256, 512, margin=0.1)
+    assert centre[:2] == pytest.approx((0.0, 0.9))
+    cam = camera.CameraParams("ORTHO", ortho_scale=scale, res_x=256, res_y=512)
+    uvs = [camera.project(cam, (x - centre[0], y - centre[1], z)) for x, y, z in pts]
+    assert all(camera.in_frame(u) for u in uvs)
+    assert max(u[1] for u in uvs) == pytest.approx(1 - 0.1 / 1.2, abs=1e-6)  # tall side sets the scale
+
+
+def test_unsupported_camera_type():
+    with pytest.raises(ValueError, match="not supported"):
+        camera.CameraParams("PANO")
+
+
+# ---------------------------------------------------------------- rigs
+
+
+def test_canonical_joints_match_the_package():
+    from maskel.data.joints import CANONICAL_JOINTS
+
+    assert rigs.CANONICAL_JOINTS == CANONICAL_JOINTS
+
+
+def _bones_of(table: dict[str, list[str]], prefix: str = "") -> list[str]:
+    """The bone names a rig would have: the first candidate of every joint."""
+    return sorted({prefix + c[0].rpartition(":")[0] for c in table.values()})
+
+
+@pytest.mark.parametrize("rig", sorted(rigs.RIG_TABLES))
+def test_every_table_covers_all_joints(rig):
+    table = rigs.RIG_TABLES[rig]
+    assert set(table) == set(rigs.CANONICAL_JOINTS)
+    assert all(c.rpartition(":")[2] in ("head", "tail") for cands in table.values() for c in cands)
+
+
+@pytest.mark.parametrize("rig", ["makehuman", "rigify_def", "rigify_org", "mixamo"])
+def test_detect_rig(rig):
+    name, found = rigs.detect_rig(_bones_of(rigs.RIG_TABLES[rig]) + ["some_extra_bone"])
+    assert name == rig
+    assert set(found) == set(rigs.CANONICAL_JOINTS)
+
+
+def test_detect_mixamo_namespaced_and_sides():
+    bones = _bones_of(rigs.MIXAMO, "mixamorig:")
+    name, found = rigs.detect_rig(bones)
+    assert name == "mixamo"
+    assert found["left_elbow"] == ("mixamorig:LeftForeArm", "head")
+    assert found["right_knee"] == ("mixamorig:RightLeg", "head")
+    assert found["head_top"] == ("mixamorig:HeadTop_End", "head")
+
+
+def test_detect_cmu_and_fallbacks():
+    bones = ["Hips", "LowerBack", "Spine", "Spine1", "Neck", "Neck1", "Head"]
+    for s in ("Left", "Right"):
+        bones += [f"{s}HipJoint", f"{s}UpLeg", f"{s}Leg", f"{s}Foot", f"{s}ToeBase",
+                  f"{s}Shoulder", f"{s}Arm", f"{s}ForeArm", f"{s}Hand", f"{s}FingerBase"]  # fmt: skip
+    name, found = rigs.detect_rig(bones)
+    assert name == "cmu"
+    assert found["spine"] == ("LowerBack", "tail") and found["left_hand"] == ("LeftFingerBase", "head")
+    # A rig without finger/toe bones falls back to the tails of hand and foot.
+    name, found = rigs.detect_rig([b for b in _bones_of(rigs.RIGIFY_DEF) if "toe" not in b])
+    assert name == "rigify_def" and found["left_foot"] == ("DEF-foot.L", "tail")
+
+
+def test_unknown_rig_is_not_recognised():
+    assert rigs.detect_rig(["Bone", "Bone.001", "Bone.002"]) == (None, {})
+    assert rigs.detect_rig(_bones_of(rigs.MIXAMO)[:8])[0] is None
+
+
+def test_parse_joint_map():
+    got = rigs.parse_joint_map({"pelvis": "hips:head", "head_top": "head:tail"}, ["hips", "head"])
+    assert got == {"pelvis": ("hips", "head"), "head_top": ("head", "tail")}
+    with pytest.raises(ValueError, match="unknown joint"):
+        rigs.parse_joint_map({"tail": "hips:head"}, ["hips"])
+    with pytest.raises(ValueError, match="existing"):
+        rigs.parse_joint_map({"pelvis": "nope:head"}, ["hips"])
+
+
+def test_pose_json_is_readable_by_the_package():
+    from maskel.data.joints import joints_to_array
+
+    pose = rigs.pose_json({"pelvis": (10.5, 20.25, 3.0, True), "left_knee": (12, 40, 3.1, False)}, 64, 48)
+    arr = joints_to_array(json.loads(json.dumps(pose)))
+    assert pose["width"] == 64 and pose["height"] == 48
+    assert arr[0].tolist() == pytest.approx([10.5, 20.25, 3.0, 1.0])
+    assert arr[rigs.CANONICAL_JOINTS.index("left_knee")].tolist() == pytest.approx([12, 40, 3.1, 0.0])
+
+
+# ---------------------------------------------------------------- PNG size
+
+
+def test_png_size():
+    assert png_size(_png(np.zeros((7, 13), np.uint8))) == (13, 7)
+    with pytest.raises(ValueError):
+        png_size(b"GIF89a" + b"\0" * 30)
+
+
+# ---------------------------------------------------------------- client against a scripted HTTP peer
+
+
+class _Peer(BaseHTTPRequestHandler):
+    """Answers per the class attribute ``script``: path -> (status, body dict, delay)."""
+
+    script: dict = {}
+    seen: list = []
+
+    def _answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        type(self).seen.append((self.command, self.path, dict(self.headers), body))
+        status, payload, delay = self.script.get(self.path, (404, {"error": "not_found", "message": "nope"}, 0))
+        time.sleep(delay)
+        raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        try:
+            self.wfile.write(raw)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def peer():
+    _Peer.script, _Peer.seen = {}, []
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Peer)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv, f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_client_sends_token_and_decodes_xray(peer):
+    _, url = peer
+    mask = _png(np.full((6, 9), 255, np.uint8))
+    xray = _png(np.zeros((6, 9), np.uint16))
+    _Peer.script["/v1/xray"] = (200, {"xray": base64.b64encode(xray).decode(), "labels": None, "width": 9,
+                                      "height": 6, "style": "dxa", "timings": {"total_ms": 3}}, 0)  # fmt: skip
+    res = MaskelClient(url, token="s3cret").xray(mask, joints={"width": 9, "height": 6, "joints": []}, style="dxa")
+    assert res.xray_png == xray and (res.width, res.height) == (9, 6) and res.timings == {"total_ms": 3}
+    method, path, headers, body = _Peer.seen[-1]
+    assert (method, path) == ("POST", "/v1/xray")
+    assert headers["Authorization"] == "Bearer s3cret"
+    sent = json.loads(body)
+    assert base64.b64decode(sent["mask"]) == mask and sent["style"] == "dxa" and sent["joints"]["width"] == 9
+
+
+def test_client_rejects_wrong_size_reply(peer):
+    _, url = peer
+    _Peer.script["/v1/xray"] = (200, {"xray": base64.b64encode(_png(np.zeros((5, 5), np.uint8))).decode()}, 0)
+    with pytest.raises(ServerError, match="5x5 X-ray for a 9x6 mask"):
+        MaskelClient(url).xray(_png(np.full((6, 9), 255, np.uint8)))
+
+
+@pytest.mark.parametrize(
+    "status,payload,match",
+    [(422, {"error": "empty_mask", "message": "the mask is empty"}, r"422 \(empty_mask\): the mask is empty"),
+     (401, {"error": "unauthorized", "message": "bad token"}, "refused the token"),
+     (503, {"error": "busy", "message": "queue full"}, r"503 \(busy\): queue full"),
+     (500, b"<html>oops</html>", r"500 \(http_500\)")],
+)  # fmt: skip
+def test_client_maps_error_json(peer, status, payload, match):
+    _, url = peer
+    _Peer.script["/v1/health"] = (status, payload, 0)
+    with pytest.raises(ServerError, match=match) as e:
+        MaskelClient(url).health()
+    assert "\n" not in str(e.value) and e.value.status == status
+
+
+def test_client_timeout(peer):
+    _, url = peer
+    _Peer.script["/v1/health"] = (200, {"model": "x"}, 1.5)
+    with pytest.raises(ServerError, match="did not answer within 0.3 s") as e:
+        MaskelClient(url).health(timeout=0.3)
+    assert e.value.code == "timeout"
+
+
+def test_client_connection_refused_says_how_to_start():
+    port = free_port()
+    with pytest.raises(ServerError, match="no MaSkel server") as e:
+        MaskelClient(f"http://127.0.0.1:{port}").health()
+    assert "maskel serve" in str(e.value) and f"--port {port}" in str(e.value) and e.value.code == "unreachable"
+
+
+@pytest.mark.parametrize("url", ["", "localhost:8000", "ftp://x", "http://"])
+def test_client_bad_url(url):
+    with pytest.raises(ServerError, match="bad server URL"):
+        MaskelClient(url)
+
+
+def test_local_server_reports_missing_python(tmp_path):
+    with pytest.raises(ServerError, match="not found"):
+        LocalServer(str(tmp_path / "nope"), free_port()).start()
+
+
+def test_local_server_reports_early_exit(tmp_path):
+    import sys
+
+    srv = LocalServer(sys.executable, free_port(), log_path=str(tmp_path / "log.txt"))
+    srv.command = lambda: [sys.executable, "-c", "import sys; print('boom: no model'); sys.exit(3)"]
+    with pytest.raises(ServerError, match="exited with code 3: boom: no model"):
+        srv.start(wait=20)
+    assert not srv.running()

@@ -1,0 +1,1 @@
+"""Synthetic paired data outside Blender: posable body, bones, cameras, silhouettes, DRRs, datasets."""

@@ -1,0 +1,254 @@
+"""The ``maskel`` command: generate, serve, train, mannequin, demo.
+
+Exit codes: 0 ok, 1 some inputs failed (the rest were still done), 2 usage or fatal error,
+130 interrupted. User errors are one line on stderr (``maskel: error: ...``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from maskel import MaskelError, __version__
+
+DELEGATED = {"train": "maskel.train", "mannequin": "render.mannequin"}
+
+
+def _err(message: str) -> None:
+    print(f"maskel: error: {message}", file=sys.stderr, flush=True)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be positive: {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="maskel", description="MaSkel: silhouette mask -> whole-body X-ray.")
+    parser.add_argument("--version", action="version", version=f"maskel {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def model_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--checkpoint", help="stage-2 .safetensors (default: $MASKEL_CHECKPOINT, the cache, the packaged model)")
+        p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
+
+    g = sub.add_parser("generate", help="X-rays for mask PNGs (files, globs or directories)",
+                       description="Write one X-ray PNG per mask PNG, named like the mask, into --out.")  # fmt: skip
+    g.add_argument("inputs", nargs="+", metavar="INPUT", help="mask PNG files, glob patterns or directories of PNGs")
+    g.add_argument("--out", required=True, type=Path, help="output directory")
+    g.add_argument("--style", help="radiograph or dxa (default: the model's first style)")
+    g.add_argument("--size", type=_positive, help="resize so the longer side is N px (aspect kept; the mask is "
+                   "resized, nearest, and the X-ray drawn at that size); default: the mask's own size")  # fmt: skip
+    g.add_argument("--bits", type=int, choices=(8, 16), default=16, help="PNG bit depth (default 16)")
+    g.add_argument("--joints-dir", type=Path, help="pose JSON per mask: DIR/<mask name>.json (used if present)")
+    g.add_argument("--labels", action="store_true", help="also write <name>_labels.png (bone ids)")
+    g.add_argument("--batch", type=_positive, default=8, help="masks per forward pass (default 8)")
+    g.add_argument("--seed", type=int, default=0)
+    model_args(g)
+
+    s = sub.add_parser("serve", help="the local HTTP server for the Blender add-on")
+    s.add_argument("--host", default="127.0.0.1", help="bind address (non-loopback needs --token)")
+    s.add_argument("--port", type=int, default=8765)
+    s.add_argument("--token", default=os.environ.get("MASKEL_TOKEN"), help="require 'Authorization: Bearer T' (default $MASKEL_TOKEN)")
+    s.add_argument("--max-batch", type=_positive, default=8, help="requests per forward pass")
+    s.add_argument("--queue", type=_positive, default=64, help="queued requests before 503")
+    s.add_argument("--batch-window-ms", type=float, default=5.0, help="how long to wait for more requests to batch")
+    s.add_argument("--max-pixels", type=_positive, default=4096 * 4096, help="largest mask, in pixels (413 above)")
+    s.add_argument("--max-body-bytes", type=_positive, default=64 * 1024 * 1024, help="largest request body (413 above)")
+    model_args(s)
+
+    d = sub.add_parser("demo", help="pose a random phantom, draw its X-ray, compare with the phantom's own")
+    d.add_argument("--out", required=True, type=Path)
+    d.add_argument("--seed", type=int, help="random body/pose/camera seed (default: a fresh one, printed)")
+    d.add_argument("--size", type=_positive, default=256, help="image size in px (default 256)")
+    d.add_argument("--style", help="radiograph or dxa (default: the model's first style)")
+    model_args(d)
+
+    sub.add_parser("train", help="train a model (python -m maskel.train --help)", add_help=False)
+    sub.add_parser("mannequin", help="export the rest-pose mannequin JSON (--out FILE)", add_help=False)
+    return parser
+
+
+def _delegate(command: str, argv: list[str]) -> int:
+    import importlib
+
+    try:
+        module = importlib.import_module(DELEGATED[command])
+    except ImportError as e:
+        extra = "render" if command == "mannequin" else "train"
+        raise MaskelError(f"'maskel {command}' needs the {extra} extras (pip install 'maskel[{extra}]'): {e}") from None
+    return int(module.main(argv) or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in DELEGATED:
+            return _delegate(argv[0], argv[1:])
+        args = build_parser().parse_args(argv)
+        if args.command == "generate":
+            return _generate(args)
+        if args.command == "serve":
+            from maskel.serve import run
+
+            return run(host=args.host, port=args.port, checkpoint=args.checkpoint, device=args.device, token=args.token,
+                       max_batch=args.max_batch, queue_size=args.queue, max_pixels=args.max_pixels,
+                       max_body_bytes=args.max_body_bytes, batch_window_s=args.batch_window_ms / 1000)  # fmt: skip
+        if args.command == "demo":
+            return _demo(args)
+        raise AssertionError(args.command)
+    except MaskelError as e:
+        _err(str(e))
+        return 2
+    except KeyboardInterrupt:
+        print("maskel: interrupted", file=sys.stderr)
+        return 130
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from maskel.demo import run_demo
+
+    result = run_demo(args.out, seed=args.seed, size=args.size, style=args.style, checkpoint=args.checkpoint, device=args.device)
+    info: dict[str, Any] = result.summary()
+    print(f"demo seed {info['seed']}, style {info['style']}, model {info['model']} ({info['device']})")
+    for name, path in info["files"].items():
+        print(f"  {name:6s} {path}")
+    print("  timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in info["timings"].items()))
+    print(f"  mean abs error inside the body vs the phantom's X-ray: {info['mae_in_body']:.4f}")
+    return 0
+
+
+def expand_inputs(inputs: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """Files, globs and directories -> (existing PNG paths in order, one error line per bad input)."""
+    paths: list[Path] = []
+    errors: list[str] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() == ".png" and q.is_file())
+            if not found:
+                errors.append(f"{item}: no .png files in this directory")
+            paths += found
+        elif p.is_file():
+            paths.append(p)
+        elif glob.has_magic(item):
+            found = sorted(Path(q) for q in glob.glob(item) if Path(q).is_file())
+            if not found:
+                errors.append(f"{item}: no files match")
+            paths += found
+        else:
+            errors.append(f"{item}: no such file or directory")
+    unique = list(dict.fromkeys(paths))
+    return unique, errors
+
+
+def read_joints(joints_dir: Path | None, mask_path: Path) -> dict[str, Any] | None:
+    if joints_dir is None:
+        return None
+    jp = joints_dir / (mask_path.stem + ".json")
+    if not jp.is_file():
+        return None
+    try:
+        return json.loads(jp.read_text())
+    except (OSError, ValueError) as e:
+        raise MaskelError(f"{jp}: unreadable pose JSON ({e})") from None
+
+
+
+def _resize_input(mask: Any, pose: dict[str, Any] | None, size: int | None) -> tuple[Any, dict[str, Any] | None]:
+    """--size: nearest-resize the mask so its longer side is ``size``; scale the joints to match."""
+    import numpy as np
+    from PIL import Image
+
+    h, w = mask.shape
+    if size is None or max(h, w) == size:
+        return mask, pose
+    nw, nh = max(1, round(w * size / max(h, w))), max(1, round(h * size / max(h, w)))
+    out = np.asarray(Image.fromarray(mask).resize((nw, nh), Image.Resampling.NEAREST))
+    if pose is not None:
+        sx, sy = nw / w, nh / h
+        joints = [{**j, "x": float(j["x"]) * sx, "y": float(j["y"]) * sy} for j in pose.get("joints", [])]
+        pose = {**pose, "width": nw, "height": nh, "joints": joints}
+    return out, pose
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from maskel.imageio import load_mask, save_gray, save_u8
+    from maskel.infer import Predictor
+
+    paths, errors = expand_inputs(args.inputs)
+    for line in errors:
+        _err(line)
+    if not paths:
+        raise MaskelError("no input masks")
+    out_dir: Path = args.out
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MaskelError(f"--out {out_dir} exists and is not a directory")
+    predictor = Predictor(args.checkpoint, device=args.device, max_batch=args.batch)
+    predictor.style_index(args.style)
+    targets: dict[Path, Path] = {}
+    failed = len(errors)
+    start = time.perf_counter()
+    written = 0
+    bar = tqdm(total=len(paths), unit="mask", desc="generating", disable=len(paths) < 2, file=sys.stderr)
+
+    def fail(path: Path, reason: str) -> None:
+        nonlocal failed
+        failed += 1
+        bar.write(f"maskel: error: {path}: {reason}", file=sys.stderr)
+
+    for i in range(0, len(paths), args.batch):
+        batch: list[tuple[Path, Path, Any, dict[str, Any] | None]] = []
+        for path in paths[i : i + args.batch]:
+            target = out_dir / (path.stem + ".png")
+            if target in targets.values() or target.resolve() == path.resolve():
+                fail(path, f"output {target} would clash with {'its input' if target.resolve() == path.resolve() else 'another input'}")
+                bar.update(1)
+                continue
+            try:
+                mask = load_mask(path).mask
+                mask, pose = _resize_input(mask, read_joints(args.joints_dir, path), args.size)
+            except MaskelError as e:
+                fail(path, str(e).removeprefix(f"{path}: "))
+                bar.update(1)
+                continue
+            targets[path] = target
+            batch.append((path, target, mask, pose))
+        if not batch:
+            continue
+        try:
+            preds = predictor.predict([b[2] for b in batch], [b[3] for b in batch], style=args.style, seed=args.seed,
+                                      labels=args.labels)  # fmt: skip
+            items = list(zip(batch, preds, strict=True))
+        except MaskelError:  # isolate the bad one(s)
+            items = []
+            for b in batch:
+                try:
+                    items.append((b, predictor.predict([b[2]], [b[3]], style=args.style, seed=args.seed, labels=args.labels)[0]))
+                except MaskelError as e:
+                    fail(b[0], str(e))
+                    bar.update(1)
+        for (_, target, _, _), pred in items:
+            save_gray(target, pred.xray, bits=args.bits)
+            if args.labels and pred.labels is not None:
+                save_u8(target.with_name(target.stem + "_labels.png"), pred.labels)
+            written += 1
+            bar.update(1)
+    bar.close()
+    print(f"wrote {written} X-ray(s) to {out_dir} in {time.perf_counter() - start:.2f} s"
+          + (f"; {failed} input(s) failed" if failed else ""))  # fmt: skip
+    return 1 if failed else 0

@@ -1,0 +1,284 @@
+"""Predictor: a stage-2 checkpoint turned into ``masks (+ joints) -> X-rays`` at the masks' own size.
+
+Each mask goes through the canonical framing (maskel.data.framing) to the model resolution, the
+generator runs on the whole list in batches of at most ``max_batch``, and the inverse framing puts
+the X-ray back on the input frame, so it lies pixel-exact on the silhouette. The result is then
+multiplied by the silhouette dilated by ``margin_px`` output pixels (default 2, a disk): air stays
+black, while the model's soft edge (it works at a lower resolution) is not cut to a jagged line.
+
+No super-resolution stage: the X-ray is upsampled bilinearly from the model resolution.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from maskel import MaskelError, __version__
+from maskel.data.framing import Frame, compute_frame, frame_image, frame_points, unframe_image
+from maskel.data.joints import joints_to_array
+from maskel.data.posemap import render_pose_map
+from maskel.defaults import find_checkpoint
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "maskel-checkpoint/1"
+DEFAULT_MARGIN_PX = 2
+PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar"}
+
+
+@dataclass
+class Prediction:
+    xray: np.ndarray  # float32 (H, W) in [0, 1], zero outside the dilated silhouette
+    labels: np.ndarray | None  # uint8 (H, W) bone ids, 0 outside the silhouette; None if not asked/not available
+    timings: dict[str, float] = field(default_factory=dict)  # milliseconds (+ batch_size)
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """``auto``: cuda, then mps, then cpu. Anything else is passed to torch (and must be usable)."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise MaskelError(f"unknown device {device!r} ({e})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise MaskelError(f"device {device!r} asked for but CUDA is not available (try --device cpu)")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise MaskelError(f"device {device!r} asked for but MPS is not available (try --device cpu)")
+    return dev
+
+
+def _autocast_dtype(dev: torch.device, dtype: str) -> torch.dtype | None:
+    """float32 on CPU; on a GPU bf16 where supported, else fp16 (``dtype`` overrides)."""
+    table = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype != "auto":
+        if dtype not in table:
+            raise MaskelError(f"unknown dtype {dtype!r} (expected auto, {', '.join(table)})")
+        return table[dtype]
+    if dev.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if dev.type == "mps":
+        return torch.float16
+    return None
+
+
+def refuse_pickle(weights: Path) -> None:
+    """Never hand a pickled torch file to anything: refuse it by suffix and by its first bytes."""
+    if weights.suffix.lower() in PICKLE_SUFFIXES:
+        raise MaskelError(
+            f"{weights}: refusing a pickled torch file ({weights.suffix}); MaSkel loads only .safetensors + .json checkpoints"
+        )
+    with open(weights, "rb") as f:
+        head = f.read(4)
+    if head[:1] == b"\x80" or head == b"PK\x03\x04":
+        raise MaskelError(f"{weights}: this is a pickle/zip torch file, not safetensors; refusing to unpickle it")
+    if weights.suffix != ".safetensors":
+        raise MaskelError(f"{weights}: a checkpoint must be a .safetensors file (with its .json metadata)")
+
+
+def check_generator_meta(meta: dict[str, Any], weights: Path) -> None:
+    """What inference relies on, beyond the checkpoint module's own validation."""
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise MaskelError(f"{weights}: unknown checkpoint format {meta.get('format')!r} (expected {CHECKPOINT_FORMAT!r})")
+    if meta.get("stage") != "stage2":
+        raise MaskelError(f"{weights}: a {meta.get('stage')!r} checkpoint cannot draw X-rays from masks; use a stage2 one")
+    res, styles = meta.get("resolution"), meta.get("styles")
+    if not isinstance(res, int) or res < 8:
+        raise MaskelError(f"{weights}: bad 'resolution' {res!r} in its metadata")
+    if not isinstance(styles, list) or not styles or not all(isinstance(s, str) for s in styles):
+        raise MaskelError(f"{weights}: bad 'styles' {styles!r} in its metadata")
+
+
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary dilation by a disk of ``radius`` pixels (numpy only)."""
+    if radius <= 0:
+        return mask.copy()
+    h, w = mask.shape
+    padded = np.pad(mask, radius)
+    out = np.zeros_like(mask)
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            if dx * dx + dy * dy <= radius * radius:
+                out |= padded[radius + dy : radius + dy + h, radius + dx : radius + dx + w]
+    return out
+
+
+def _pose_array(pose: dict[str, Any], shape: tuple[int, int]) -> np.ndarray:
+    if not isinstance(pose, dict):
+        raise MaskelError("joints must be a pose JSON object")
+    arr = joints_to_array(pose)
+    w, h = pose.get("width"), pose.get("height")
+    if (w is not None or h is not None) and (w, h) != (shape[1], shape[0]):
+        raise MaskelError(f"joints are for a {w}x{h} image but the mask is {shape[1]}x{shape[0]}")
+    return arr
+
+
+class Predictor:
+    """One loaded generator; ``predict`` is thread-compatible but not re-entrant (serve uses one worker)."""
+
+    def __init__(
+        self,
+        checkpoint: str | Path | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
+        max_batch: int = 8,
+        margin_px: int = DEFAULT_MARGIN_PX,
+        warmup: bool = True,
+    ) -> None:
+        from maskel.models import load_generator
+
+        self.checkpoint = find_checkpoint(checkpoint)
+        refuse_pickle(self.checkpoint)
+        self.device = pick_device(device)
+        self.autocast = _autocast_dtype(self.device, dtype)
+        if max_batch < 1:
+            raise MaskelError("max batch must be at least 1")
+        self.max_batch = max_batch
+        self.margin_px = margin_px
+        try:
+            self.model, meta = load_generator(self.checkpoint, device=str(self.device))
+        except MaskelError:
+            raise
+        except Exception as e:  # a corrupt or mismatched file: one line, not a traceback
+            raise MaskelError(f"{self.checkpoint}: cannot load the generator ({type(e).__name__}: {e})") from None
+        check_generator_meta(meta, self.checkpoint)
+        self.meta = meta
+        self.model.eval()
+        self.resolution: int = int(self.meta["resolution"])
+        self.styles: list[str] = list(self.meta["styles"])
+        self.pose_channel: bool = bool(self.meta.get("pose_channel", False))
+        self.name = self.checkpoint.stem if self.checkpoint.stem not in ("last", "default") else (
+            f"{self.checkpoint.parent.name}/{self.checkpoint.stem}"
+        )
+        self.has_labels = False
+        if warmup:
+            self.warmup()
+
+    @property
+    def version(self) -> str:
+        return __version__
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "model": self.name,
+            "resolution": self.resolution,
+            "device": str(self.device),
+            "version": self.version,
+            "styles": self.styles,
+            "pose_channel": self.pose_channel,
+            "labels": self.has_labels,
+        }
+
+    def warmup(self) -> None:
+        """One forward pass so the first request does not pay for lazy initialisation."""
+        r = self.resolution
+        x = torch.zeros(1, 1, r, r)
+        out = self._forward(x, torch.zeros(1, 1, r, r) if self.pose_channel else None)
+        self.has_labels = out.get("labels") is not None
+
+    def style_index(self, style: str | None) -> int:
+        if style is None:
+            return 0
+        if style not in self.styles:
+            raise MaskelError(f"unknown style {style!r}; this model draws: {', '.join(self.styles)}")
+        return self.styles.index(style)
+
+    def _forward(self, masks: torch.Tensor, poses: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        masks = masks.to(self.device)
+        poses = poses.to(self.device) if poses is not None else None
+        with torch.inference_mode():
+            if self.autocast is not None:
+                with torch.autocast(device_type=self.device.type, dtype=self.autocast):
+                    out = self.model(masks, poses)
+            else:
+                out = self.model(masks, poses)
+        return {k: v.float().cpu() for k, v in out.items() if v is not None}
+
+    def _prepare(self, mask: np.ndarray, pose: dict[str, Any] | None) -> tuple[Frame, np.ndarray, np.ndarray | None]:
+        mask = np.asarray(mask)
+        if mask.ndim != 2:
+            raise MaskelError(f"a mask must be a 2-D array, got shape {mask.shape}")
+        mask = mask.astype(bool)
+        if not mask.any():
+            raise MaskelError("the mask is empty (no body pixels)")
+        frame = compute_frame(mask)
+        m = (frame_image(mask.astype(np.float32), frame, self.resolution) >= 0.5).astype(np.float32)
+        p = None
+        if self.pose_channel:
+            if pose is None:
+                p = np.zeros_like(m)
+            else:
+                arr = _pose_array(pose, mask.shape)
+                present = np.any(arr != 0, axis=1)
+                framed = frame_points(arr, frame, self.resolution)
+                framed[~present] = 0.0
+                p = render_pose_map(framed, self.resolution)
+        return frame, m, p
+
+    def predict(
+        self,
+        masks: Sequence[np.ndarray],
+        joints: Sequence[dict[str, Any] | None] | None = None,
+        style: str | Sequence[str] | None = None,
+        seed: int = 0,
+        labels: bool = False,
+    ) -> list[Prediction]:
+        """X-rays (and optionally bone labels) for boolean (H, W) masks, each at its own size.
+
+        ``style`` is one name for all masks or one per mask; None means the model's first style.
+        ``joints`` (pose JSON per mask, or None) is used only when the model has a pose channel.
+        ``seed`` seeds torch for the whole call, so a call is reproducible.
+        """
+        n = len(masks)
+        if joints is not None and len(joints) != n:
+            raise MaskelError(f"got {len(joints)} joint sets for {n} masks")
+        styles = [style] * n if style is None or isinstance(style, str) else list(style)
+        if len(styles) != n:
+            raise MaskelError(f"got {len(styles)} styles for {n} masks")
+        channels = [self.style_index(s) for s in styles]
+        t0 = time.perf_counter()
+        prepared = [self._prepare(m, joints[i] if joints is not None else None) for i, m in enumerate(masks)]
+        t_prep = (time.perf_counter() - t0) * 1000 / max(n, 1)
+        results: list[Prediction] = []
+        for start in range(0, n, self.max_batch):
+            chunk = prepared[start : start + self.max_batch]
+            x = torch.from_numpy(np.stack([c[1] for c in chunk]))[:, None]
+            p = torch.from_numpy(np.stack([c[2] for c in chunk]))[:, None] if self.pose_channel else None
+            t1 = time.perf_counter()
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                torch.manual_seed(seed)
+                out = self._forward(x, p)
+            t_fwd = (time.perf_counter() - t1) * 1000
+            xray = out["xray"].clamp(0.0, 1.0).numpy()
+            lab = out["labels"].argmax(dim=1).to(torch.uint8).numpy() if labels and "labels" in out else None
+            for i, (frame, _, _) in enumerate(chunk):
+                t2 = time.perf_counter()
+                mask = np.asarray(masks[start + i]).astype(bool)
+                img = unframe_image(xray[i, channels[start + i]], frame) * dilate(mask, self.margin_px)
+                lbl = unframe_image(lab[i], frame, nearest=True) * mask if lab is not None else None
+                results.append(
+                    Prediction(
+                        xray=img.astype(np.float32),
+                        labels=lbl.astype(np.uint8) if lbl is not None else None,
+                        timings={
+                            "prepare_ms": round(t_prep, 2),
+                            "forward_ms": round(t_fwd, 2),
+                            "unframe_ms": round((time.perf_counter() - t2) * 1000, 2),
+                            "batch_size": len(chunk),
+                        },
+                    )
+                )
+        return results

@@ -1,0 +1,130 @@
+"""One worker thread in front of the one model: a bounded queue and micro-batching.
+
+Requests wait in a queue of at most ``queue_size`` jobs (a full queue is refused at once, the
+server answers 503). The worker takes the first job, then keeps collecting for ``window_s`` or
+until ``max_batch`` jobs, and runs them in as few ``Predictor.predict`` calls as their seeds allow
+(a call is seeded once, so jobs are grouped by seed). If a batch fails, its jobs are retried one
+by one so one bad job cannot fail its neighbours.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from maskel import MaskelError
+from maskel.infer import Prediction, Predictor
+
+log = logging.getLogger("maskel.serve")
+
+
+class QueueFull(Exception):
+    """The request queue is at capacity."""
+
+
+@dataclass
+class Job:
+    mask: np.ndarray
+    joints: dict[str, Any] | None
+    style: str | None
+    seed: int
+    labels: bool
+    enqueued: float = field(default_factory=time.perf_counter)
+    future: Future = field(default_factory=Future)
+
+
+def _fail(job: Job, error: Exception) -> None:
+    if not isinstance(error, MaskelError):
+        log.error("prediction failed", exc_info=error)
+    job.future.set_exception(error)
+
+
+class Batcher:
+    def __init__(self, predictor: Predictor, max_batch: int = 8, queue_size: int = 64, window_s: float = 0.01) -> None:
+        self.predictor = predictor
+        self.max_batch = max_batch
+        self.window_s = window_s
+        self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=queue_size)
+        self._thread = threading.Thread(target=self._run, name="maskel-batcher", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Job) -> Future:
+        """Queue a job; raises QueueFull when the queue is at capacity."""
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            raise QueueFull from None
+        return job.future
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Finish the queued jobs, then stop the worker."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _collect(self, first: Job) -> tuple[list[Job], bool]:
+        jobs, deadline = [first], time.perf_counter() + self.window_s
+        while len(jobs) < self.max_batch:
+            remaining = deadline - time.perf_counter()
+            try:
+                job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                return jobs, True
+            jobs.append(job)
+        return jobs, False
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            jobs, stop = self._collect(first)
+            groups: dict[int, list[Job]] = {}
+            for job in jobs:
+                groups.setdefault(job.seed, []).append(job)
+            for group in groups.values():
+                self._predict(group)
+            if stop:
+                return
+
+    def _predict(self, jobs: list[Job]) -> None:
+        live = [j for j in jobs if j.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        try:
+            results = self._call(live)
+        except Exception as e:
+            if len(live) == 1:
+                _fail(live[0], e)
+                return
+            for job in live:  # isolate the failing job(s)
+                try:
+                    job.future.set_result(self._call([job])[0])
+                except Exception as e1:
+                    _fail(job, e1)
+            return
+        for job, result in zip(live, results, strict=True):
+            job.future.set_result(result)
+
+    def _call(self, jobs: list[Job]) -> list[Prediction]:
+        start = time.perf_counter()
+        results = self.predictor.predict(
+            [j.mask for j in jobs],
+            joints=[j.joints for j in jobs],
+            style=[j.style for j in jobs],
+            seed=jobs[0].seed,
+            labels=any(j.labels for j in jobs),
+        )
+        for job, r in zip(jobs, results, strict=True):
+            r.timings["queue_ms"] = round((start - job.enqueued) * 1000, 2)
+            if not job.labels:
+                r.labels = None
+        return results

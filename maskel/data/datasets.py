@@ -1,0 +1,221 @@
+"""Paired training data: our manifest format and the upstream MaSkel folder layout.
+
+Every sample is read once, passed through the canonical framing (maskel.data.framing) to the
+model resolution and kept in memory (masks and labels as uint8, X-rays as float16), so an epoch
+costs no PNG decoding. ``TrainView`` then serves augmented tensors; its randomness is derived
+from (seed, epoch, sample index) only, which makes a resumed run see exactly the same batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from maskel import MaskelError
+from maskel.data.augment import AugmentConfig, augment_sample, mirror_label_table
+from maskel.data.framing import compute_frame, frame_image, frame_points
+from maskel.data.joints import joints_to_array
+from maskel.data.manifest import read_manifest
+from maskel.data.posemap import render_pose_map
+from maskel.imageio import load_gray, load_labels, load_mask
+
+UPSTREAM_STYLE = "dxa"
+
+
+@dataclass
+class SampleRef:
+    """Where one sample's files are (absolute paths)."""
+
+    id: str
+    mask: Path
+    xrays: dict[str, Path]
+    labels: Path | None = None
+    joints: Path | None = None
+
+
+@dataclass
+class FramedSample:
+    """One sample at the model resolution."""
+
+    id: str
+    mask: np.ndarray  # uint8 (R, R) 0/1
+    xray: np.ndarray  # float16 (S, R, R) in [0, 1]
+    labels: np.ndarray | None  # uint8 (R, R)
+    joints: np.ndarray | None  # float32 (J, 4) in model pixel coordinates
+
+
+@dataclass
+class PairedData:
+    root: Path
+    layout: str  # "manifest" | "upstream"
+    styles: list[str]
+    label_names: dict[int, str]
+    samples: list[FramedSample] = field(default_factory=list)
+
+    @property
+    def has_joints(self) -> bool:
+        return any(s.joints is not None for s in self.samples)
+
+    @property
+    def num_labels(self) -> int:
+        has = self.label_names and all(s.labels is not None for s in self.samples)
+        return max(self.label_names) + 1 if has else 0
+
+    def summary(self) -> dict[str, Any]:
+        return {"root": str(self.root), "layout": self.layout, "samples": len(self.samples), "styles": self.styles, "num_labels": self.num_labels}
+
+
+def _manifest_refs(root: Path) -> tuple[list[SampleRef], list[str], dict[int, str]]:
+    records = read_manifest(root)
+    styles: list[str] | None = None
+    refs = []
+    for rec in records:
+        files = rec["files"]
+        rec_styles = [s for s in rec.get("styles", ["radiograph", "dxa"]) if s in files]
+        if styles is None:
+            styles = rec_styles
+        elif rec_styles != styles:
+            raise MaskelError(f"sample {rec['id']}: styles {rec_styles} differ from the dataset's {styles}")
+        refs.append(
+            SampleRef(
+                id=str(rec["id"]),
+                mask=root / files["mask"],
+                xrays={s: root / files[s] for s in rec_styles},
+                labels=root / files["labels"] if files.get("labels") else None,
+                joints=root / files["joints"] if files.get("joints") else None,
+            )
+        )
+    if not styles:
+        raise MaskelError(f"{root / 'manifest.jsonl'}: the samples list no X-ray styles")
+    label_names: dict[int, str] = {}
+    if (root / "labels.json").exists():
+        try:
+            label_names = {int(k): str(v) for k, v in json.loads((root / "labels.json").read_text()).items()}
+        except (OSError, ValueError, AttributeError) as e:
+            raise MaskelError(f"{root / 'labels.json'}: unreadable ({e})") from None
+    return refs, styles, label_names
+
+
+def _upstream_refs(root: Path) -> list[SampleRef]:
+    dirs = [d for d in root.iterdir() if d.is_dir() and (d / "skeleton.png").exists() and (d / "label.png").exists()]
+    dirs.sort(key=lambda d: (0, int(d.name), "") if d.name.isdigit() else (1, 0, d.name))
+    return [SampleRef(id=d.name, mask=d / "label.png", xrays={UPSTREAM_STYLE: d / "skeleton.png"}) for d in dirs]
+
+
+def find_refs(root: str | os.PathLike) -> tuple[str, list[SampleRef], list[str], dict[int, str]]:
+    """Detect the layout of ``root`` -> (layout, refs, styles, label names)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise MaskelError(f"data directory {root} does not exist")
+    if (root / "manifest.jsonl").exists():
+        refs, styles, names = _manifest_refs(root)
+        layout = "manifest"
+    else:
+        refs, styles, names, layout = _upstream_refs(root), [UPSTREAM_STYLE], {}, "upstream"
+    if not refs:
+        raise MaskelError(f"no samples in {root} (expected manifest.jsonl, or <i>/skeleton.png + <i>/label.png folders)")
+    return layout, refs, styles, names
+
+
+def frame_sample(ref: SampleRef, styles: list[str], resolution: int) -> FramedSample:
+    """Read one sample's files and bring them to the model resolution with the canonical framing."""
+    try:
+        mask = load_mask(ref.mask).mask
+        frame = compute_frame(mask)
+        xrays = []
+        for s in styles:
+            img = load_gray(ref.xrays[s])
+            if img.shape != mask.shape:
+                raise MaskelError(f"{ref.xrays[s].name} is {img.shape[1]}x{img.shape[0]} but the mask is {mask.shape[1]}x{mask.shape[0]}")
+            xrays.append(frame_image(img, frame, resolution))
+        labels = None
+        if ref.labels is not None:
+            lab = load_labels(ref.labels)
+            if lab.shape != mask.shape:
+                raise MaskelError(f"{ref.labels.name} is {lab.shape[1]}x{lab.shape[0]} but the mask is {mask.shape[1]}x{mask.shape[0]}")
+            labels = frame_image(lab, frame, resolution, nearest=True)
+        joints = None
+        if ref.joints is not None:
+            try:
+                arr = joints_to_array(json.loads(ref.joints.read_text()))
+            except (OSError, json.JSONDecodeError) as e:
+                raise MaskelError(f"{ref.joints.name}: unreadable ({e})") from None
+            present = np.any(arr != 0, axis=1)
+            joints = frame_points(arr, frame, resolution)
+            joints[~present] = 0.0
+    except MaskelError as e:
+        raise MaskelError(f"sample {ref.id}: {e}") from None
+    m = frame_image(mask.astype(np.float32), frame, resolution) >= 0.5
+    return FramedSample(
+        id=ref.id,
+        mask=m.astype(np.uint8),
+        xray=np.clip(np.stack(xrays), 0.0, 1.0).astype(np.float16),
+        labels=labels,
+        joints=joints,
+    )
+
+
+def load_paired(root: str | os.PathLike, resolution: int, progress: bool = True) -> PairedData:
+    """Read and frame a whole dataset (either layout) into memory."""
+    layout, refs, styles, names = find_refs(root)
+    data = PairedData(root=Path(root), layout=layout, styles=styles, label_names=names)
+    for ref in tqdm(refs, desc="framing samples", unit="sample", disable=not progress, leave=False):
+        data.samples.append(frame_sample(ref, styles, resolution))
+    return data
+
+
+def split_indices(ids: list[str], val_fraction: float) -> tuple[list[int], list[int]]:
+    """Deterministic train/val split by a hash of each sample id (stable as a dataset grows)."""
+
+    def u(s: str) -> float:
+        return int.from_bytes(hashlib.sha1(s.encode()).digest()[:8], "big") / 2.0**64
+
+    hashes = [u(i) for i in ids]
+    val = [i for i, h in enumerate(hashes) if h < val_fraction]
+    if val_fraction > 0 and not val and len(ids) > 1:
+        val = [min(range(len(ids)), key=hashes.__getitem__)]
+    train = [i for i in range(len(ids)) if i not in set(val)]
+    if not train:
+        raise MaskelError(f"no training samples left after the validation split ({len(ids)} samples)")
+    return train, val
+
+
+class TrainView(torch.utils.data.Dataset):
+    """Tensors for the model: mask (1,R,R), pose (1,R,R), xray (S,R,R), labels (R,R) int64 (all
+    zeros when the data has none). Augmented when ``augment`` is given; call set_epoch per epoch."""
+
+    def __init__(self, data: PairedData, indices: list[int], seed: int, augment: AugmentConfig | None, resolution: int):
+        self.data, self.indices, self.seed, self.augment, self.resolution = data, indices, seed, augment, resolution
+        self.epoch = 0
+        self.mirror = mirror_label_table(data.label_names)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        s = self.data.samples[self.indices[i]]
+        mask = s.mask.astype(np.float32)
+        xray = s.xray.astype(np.float32)
+        labels = s.labels if s.labels is not None else np.zeros(mask.shape, np.uint8)
+        joints = s.joints
+        if self.augment is not None:
+            rng = np.random.default_rng([self.seed, self.epoch, self.indices[i]])
+            mask, xray, labels, joints = augment_sample(rng, self.augment, mask, xray, labels, joints, self.mirror)
+        pose = render_pose_map(joints, self.resolution) if joints is not None else np.zeros_like(mask)
+        return {
+            "mask": torch.from_numpy(np.ascontiguousarray(mask[None])),
+            "pose": torch.from_numpy(np.ascontiguousarray(pose[None], dtype=np.float32)),
+            "xray": torch.from_numpy(np.ascontiguousarray(xray)),
+            "labels": torch.from_numpy(np.ascontiguousarray(labels).astype(np.int64)),
+        }

@@ -1,0 +1,482 @@
+"""Two-stage MaSkel training.
+
+    python -m maskel.train stage1 --config cpu-64 --data DIR --out runs/s1
+    python -m maskel.train stage2 --config cpu-64 --data DIR --out runs/s2 --stage1 runs/s1/best.safetensors
+    torchrun --nproc_per_node N -m maskel.train ...   (DDP: gloo on CPU, NCCL on GPU)
+
+Out dir: last.* / best.* / step-XXXXXX.* (inference checkpoints, safetensors + JSON), state.*
+(for --resume), metrics.jsonl, samples/step-XXXXXX.png, TensorBoard events when installed.
+
+Exact resume: the sampler's order comes from (seed, epoch), each sample's augmentation from
+(seed, epoch, sample index), and the global torch RNG (MAE masking, dead-code restarts) is
+reseeded from (seed, step, rank) before every step; the LR is a function of the step. With the
+weights, optimiser moments and codebook buffers restored from state.*, a resumed run repeats the
+uninterrupted one exactly on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomllib
+import torch
+import torch.distributed as torch_dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from tqdm import tqdm
+
+from maskel import MaskelError
+from maskel.atomic import atomic_write_bytes
+from maskel.checkpoint import checkpoint_paths, make_meta, save_checkpoint, save_state
+from maskel.checkpoint import load_state as load_train_state
+from maskel.data.augment import AugmentConfig
+from maskel.data.datasets import PairedData, TrainView, load_paired, split_indices
+from maskel.evaluate import batch_metrics, mean_metrics
+from maskel.imageio import save_u8
+from maskel.models import build_generator, build_mae, load_mae
+from maskel.models.discriminator import build_discriminator
+from maskel.models.losses import discriminator_loss, generator_loss
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+def presets() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
+
+
+def load_config(name_or_path: str) -> dict[str, Any]:
+    """A preset name (tiny, cpu-64, ...) or a path to a TOML file."""
+    path = CONFIG_DIR / f"{name_or_path}.toml"
+    if not path.exists():
+        path = Path(name_or_path)
+    if not path.is_file():
+        raise MaskelError(f"unknown config {name_or_path!r} (presets: {', '.join(presets())}, or a .toml path)")
+    try:
+        cfg = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise MaskelError(f"{path}: invalid TOML ({e})") from None
+    for key in ("resolution", "data", "mae", "generator", "discriminator", "train", "stage1", "stage2"):
+        if key not in cfg:
+            raise MaskelError(f"{path}: missing [{key}]" if key != "resolution" else f"{path}: missing resolution")
+    cfg.setdefault("name", path.stem)
+    return cfg
+
+
+def lr_at(step: int, base: float, warmup: int, total: int) -> float:
+    """Linear warm-up, then cosine decay to 10% of ``base`` at ``total``."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * t)))
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}:{step}:{rank}".encode()).digest()[:8], "big") >> 1
+
+
+# --- distributed ---------------------------------------------------------------------------
+
+
+@dataclass
+class Runtime:
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch_dist.barrier()
+
+
+def setup_runtime(device: str) -> Runtime:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise MaskelError(f"device {device!r} asked for but CUDA is not available (try --device cpu)")
+    dev = torch.device(f"cuda:{local}" if device == "cuda" and world > 1 else device)
+    if world > 1:
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
+        else:  # do not oversubscribe the cores with one full thread pool per process
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world))))
+        torch_dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return Runtime(rank=rank, world=world, device=dev)
+
+
+class SkipSampler(Sampler[int]):
+    """The first ``skip`` indices of an epoch are dropped (resuming in the middle of an epoch)."""
+
+    def __init__(self, base: Sampler[int], skip: int):
+        self.base, self.skip = base, skip
+
+    def __iter__(self) -> Iterator[int]:
+        for n, i in enumerate(self.base):
+            if n >= self.skip:
+                yield i
+
+    def __len__(self) -> int:
+        return max(0, len(self.base) - self.skip)  # type: ignore[arg-type]
+
+
+# --- the trainer ---------------------------------------------------------------------------
+
+
+class Trainer:
+    def __init__(self, stage: str, cfg: dict[str, Any], data: PairedData, args: argparse.Namespace, rt: Runtime):
+        self.stage, self.cfg, self.data, self.args, self.rt = stage, cfg, data, args, rt
+        self.scfg = cfg[stage]
+        self.out = Path(args.out)
+        self.seed = int(cfg["seed"])
+        self.total = int(self.scfg["steps"])
+        self.step = 0
+        self.best: float | None = None
+        self.cuda = rt.device.type == "cuda"
+        self.amp = self.cuda and bool(cfg["train"].get("amp", True))
+        ids = [s.id for s in data.samples]
+        self.train_idx, self.val_idx = split_indices(ids, float(cfg["data"]["val_fraction"]))
+        aug = AugmentConfig.from_config(cfg["data"].get("augment"))
+        self.view = TrainView(data, self.train_idx, self.seed, aug, int(cfg["resolution"]))
+        self.val_view = TrainView(data, self.val_idx, self.seed, None, int(cfg["resolution"]))
+        self.batch = int(self.scfg["batch_size"]) // rt.world
+        if self.batch < 1:
+            raise MaskelError(f"batch_size {self.scfg['batch_size']} is smaller than the {rt.world} processes")
+        self.sampler = DistributedSampler(self.view, num_replicas=rt.world, rank=rt.rank, shuffle=True, seed=self.seed, drop_last=True)
+        self.steps_per_epoch = len(self.sampler) // self.batch
+        if self.steps_per_epoch == 0:
+            raise MaskelError(
+                f"{len(self.train_idx)} training samples are fewer than one batch of {self.batch} per process; lower batch_size"
+            )
+        self.data_summary = {**data.summary(), "train": len(self.train_idx), "val": len(self.val_idx)}
+        self._build()
+        self.writer = None
+        if rt.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(self.out / "tb"))
+            except ImportError:
+                pass
+
+    # models --------------------------------------------------------------------------------
+    def _prep(self, m: nn.Module) -> nn.Module:
+        m = m.to(self.rt.device)
+        if self.cuda and self.cfg["train"].get("channels_last", True):
+            m = m.to(memory_format=torch.channels_last)
+        return m
+
+    def _wrap(self, m: nn.Module) -> nn.Module:
+        if self.rt.world > 1:
+            m = DistributedDataParallel(m, device_ids=[self.rt.device.index] if self.cuda else None)
+        if self.args.compile:
+            m = torch.compile(m)
+        return m
+
+    def _adamw(self, m: nn.Module, lr: float) -> torch.optim.Optimizer:
+        decay = [p for p in m.parameters() if p.requires_grad and p.ndim >= 2]
+        rest = [p for p in m.parameters() if p.requires_grad and p.ndim < 2]
+        groups = [{"params": decay, "weight_decay": float(self.scfg["weight_decay"])}, {"params": rest, "weight_decay": 0.0}]
+        return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))
+
+    def _build(self) -> None:
+        torch.manual_seed(self.seed)
+        if self.stage == "stage1":
+            self.model = self._prep(build_mae(self.cfg))
+            self.model_w = self._wrap(self.model)
+            self.modules = {"mae": self.model}
+            self.optims = {"mae": self._adamw(self.model, float(self.scfg["lr"]))}
+        else:
+            self.mae = self._prep(self.args.stage1_model)
+            self.model = self._prep(build_generator(self.cfg))
+            self.disc = self._prep(build_discriminator(self.cfg))
+            self.model_w, self.disc_w = self._wrap(self.model), self._wrap(self.disc)
+            self.modules = {"generator": self.model, "discriminator": self.disc}
+            self.optims = {
+                "generator": self._adamw(self.model, float(self.scfg["lr"])),
+                "discriminator": torch.optim.AdamW(self.disc.parameters(), lr=float(self.scfg["d_lr"]), betas=(0.5, 0.9)),
+            }
+
+    def param_count(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    # one step ------------------------------------------------------------------------------
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
+
+    def _set_lr(self) -> None:
+        for name, opt in self.optims.items():
+            base = float(self.scfg["d_lr" if name == "discriminator" else "lr"])
+            for g in opt.param_groups:
+                g["lr"] = lr_at(self.step, base, int(self.scfg["warmup"]), self.total)
+
+    def _apply(self, name: str, loss: torch.Tensor, module: nn.Module) -> None:
+        opt = self.optims[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        clip = float(self.cfg["train"].get("grad_clip", 0))
+        if clip > 0:
+            nn.utils.clip_grad_norm_(module.parameters(), clip)
+        opt.step()
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        torch.manual_seed(step_seed(self.seed, self.step, self.rt.rank))
+        self._set_lr()
+        if self.stage == "stage1":
+            with self._autocast():
+                loss = self.model_w(batch["xray"])["loss"]
+            self._apply("mae", loss, self.model)
+            return {"loss": float(loss.detach())}
+        w = self.scfg["loss"]
+        use_adv = self.step >= int(w["adv_warmup"]) and float(w.get("adv", 0)) > 0
+        with self._autocast():
+            loss, terms, pred = generator_loss(self.model_w, self.mae, self.disc, batch, w, self.cfg["pose_channel"], use_adv)
+        self._apply("generator", loss, self.model)
+        terms["loss"] = float(loss.detach())
+        if use_adv:
+            with self._autocast():
+                d_loss = discriminator_loss(self.disc_w, batch, pred, self.cfg["pose_channel"])
+            self._apply("discriminator", d_loss, self.disc)
+            terms["d_loss"] = float(d_loss.detach())
+        return terms
+
+    # validation ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        self.model.eval()
+        loader = DataLoader(self.val_view if self.val_idx else self.view, batch_size=max(1, self.batch))
+        rows: list[dict[str, torch.Tensor]] = []
+        shown = None
+        torch.manual_seed(self.seed)  # the same MAE masks at every validation (and no effect on training RNG)
+        for batch in loader:
+            batch = {k: v.to(self.rt.device) for k, v in batch.items()}
+            with self._autocast():
+                if self.stage == "stage1":
+                    out = self.model(batch["xray"])
+                    pred = self.model.reconstruct(batch["xray"], out["pred"].float())
+                    rows.append({"loss": out["loss"].float().reshape(1).expand(len(pred)), **batch_metrics(pred, batch["xray"], self.cfg["styles"])})
+                    shown_in = self.model.unpatchify(self.model.patchify(batch["xray"]) * (1 - out["mask"])[..., None])
+                else:
+                    out = self.model(batch["mask"], batch["pose"] if self.cfg["pose_channel"] else None)
+                    pred = out["xray"].float()
+                    rows.append(batch_metrics(pred, batch["xray"], self.cfg["styles"], out.get("labels"), batch["labels"] if "labels" in out else None))
+                    shown_in = batch["mask"].expand_as(pred)
+            if shown is None:
+                shown = (shown_in.float(), pred, batch["xray"])
+        self.model.train()
+        if shown is not None:
+            self._save_grid(*shown)
+        return mean_metrics(rows)
+
+    def _save_grid(self, inp: torch.Tensor, pred: torch.Tensor, truth: torch.Tensor) -> None:
+        """Rows: up to 4 validation samples; columns: input (mask / masked X-ray) | generated | truth,
+        one block of columns per style."""
+        n = min(4, len(pred))
+        rows = []
+        for i in range(n):
+            cols = [torch.cat([inp[i, c], pred[i, c], truth[i, c]], dim=1) for c in range(pred.shape[1])]
+            rows.append(torch.cat(cols, dim=1))
+        img = (torch.cat(rows, dim=0).clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+        save_u8(self.out / "samples" / f"step-{self.step:06d}.png", img)
+
+    def _is_better(self, metrics: dict[str, float]) -> bool:
+        value = metrics["loss"] if self.stage == "stage1" else -metrics["ssim"]
+        if self.best is None or value < self.best:
+            self.best = value
+            return True
+        return False
+
+    # checkpoints ---------------------------------------------------------------------------
+    def _meta(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        return make_meta(self.stage, self.cfg, self.step, metrics, self.data_summary)
+
+    def save(self, metrics: dict[str, Any], best: bool) -> None:
+        tensors = self.model.state_dict()
+        meta = self._meta(metrics)
+        save_checkpoint(self.out / "last", tensors, meta)
+        save_checkpoint(self.out / f"step-{self.step:06d}", tensors, meta)
+        if best:
+            save_checkpoint(self.out / "best", tensors, meta)
+        keep = int(self.scfg.get("keep_last", 3))
+        olds = sorted(self.out.glob("step-*.safetensors"))
+        for old in olds[: max(0, len(olds) - keep)]:
+            for p in checkpoint_paths(old):
+                p.unlink(missing_ok=True)
+        save_state(self.out / "state", self.modules, self.optims, {"step": self.step, "best": self.best, "stage": self.stage, "seed": self.seed})
+
+    def resume(self) -> None:
+        st = checkpoint_paths(self.out / "state")[0]
+        if not st.exists():
+            raise MaskelError(f"--resume: no training state in {self.out} (state.safetensors)")
+        extra = load_train_state(st, self.modules, self.optims)
+        if extra.get("stage") != self.stage:
+            raise MaskelError(f"--resume: {st} is from {extra.get('stage')}, not {self.stage}")
+        self.step, self.best = int(extra["step"]), extra.get("best")
+        if self.rt.main:
+            self._truncate_metrics()
+
+    def _truncate_metrics(self) -> None:
+        path = self.out / "metrics.jsonl"
+        if path.exists():
+            keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= self.step]
+            atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
+
+    def log(self, kind: str, values: dict[str, float]) -> None:
+        if not self.rt.main:
+            return
+        rec = {"step": self.step, "kind": kind, "time": round(time.time(), 3), **{k: round(v, 6) for k, v in values.items()}}
+        with open(self.out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        if self.writer is not None:
+            for k, v in values.items():
+                self.writer.add_scalar(f"{kind}/{k}", v, self.step)
+
+    # the loop ------------------------------------------------------------------------------
+    def batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        while True:
+            epoch, pos = divmod(self.step, self.steps_per_epoch)
+            self.sampler.set_epoch(epoch)
+            self.view.set_epoch(epoch)
+            loader = DataLoader(
+                self.view,
+                batch_size=self.batch,
+                sampler=SkipSampler(self.sampler, pos * self.batch),
+                drop_last=True,
+                num_workers=int(self.cfg["data"].get("workers", 0)),
+                pin_memory=self.cuda,
+                generator=torch.Generator().manual_seed(self.seed),  # never touch the global RNG
+            )
+            for batch in loader:
+                yield {k: v.to(self.rt.device, non_blocking=True) for k, v in batch.items()}
+
+    def run(self) -> int:
+        bar = tqdm(total=self.total, initial=self.step, desc=self.stage, unit="step", disable=not self.rt.main, dynamic_ncols=True)
+        log_every, val_every, ckpt_every = (int(self.scfg[k]) for k in ("log_every", "val_every", "ckpt_every"))
+        last_val: dict[str, float] = {}
+        t0, n0 = time.perf_counter(), self.step
+        try:
+            for batch in self.batches():
+                if self.step >= self.total:
+                    break
+                terms = self.train_step(batch)
+                self.step += 1
+                ips = (self.step - n0) * self.batch * self.rt.world / max(1e-9, time.perf_counter() - t0)
+                bar.set_postfix(loss=f"{terms['loss']:.4f}", img_s=f"{ips:.1f}")
+                bar.update(1)
+                if self.step % log_every == 0:
+                    self.log("train", {**terms, "images_per_s": ips})
+                done = self.step >= self.total
+                best = False
+                if self.step % val_every == 0 or done:
+                    if self.rt.main:
+                        last_val = self.validate()
+                        best = self._is_better(last_val)
+                        self.log("val", last_val)
+                    self.rt.barrier()
+                if self.step % ckpt_every == 0 or done:
+                    if self.rt.main:
+                        self.save(last_val, best)
+                    self.rt.barrier()
+        except KeyboardInterrupt:
+            bar.close()
+            if self.rt.main:
+                self.save(last_val, False)
+                print(f"interrupted at step {self.step}; state saved in {self.out} (continue with --resume)", file=sys.stderr)
+            return 130
+        bar.close()
+        if self.writer is not None:
+            self.writer.close()
+        if self.rt.main:
+            print(f"{self.stage}: {self.step} steps, {self.param_count() / 1e6:.2f} M parameters; val {json.dumps({k: round(v, 4) for k, v in last_val.items()})}; checkpoints in {self.out}")
+        return 0
+
+
+# --- CLI -----------------------------------------------------------------------------------
+
+
+def resolve_config(cfg: dict[str, Any], data: PairedData, stage: str, stage1_meta: dict[str, Any] | None) -> dict[str, Any]:
+    """Fill in what the data decides (styles, pose channel, label count); stage 2 takes the latent
+    shape ([mae]) from its stage-1 checkpoint."""
+    cfg = dict(cfg)
+    cfg["styles"] = list(data.styles)
+    cfg["pose_channel"] = bool(cfg["data"].get("pose_channel", True)) and data.has_joints
+    cfg["num_labels"] = data.num_labels
+    if stage1_meta is not None:
+        if stage1_meta["styles"] != cfg["styles"]:
+            raise MaskelError(f"the stage-1 checkpoint was trained on styles {stage1_meta['styles']}, the data has {cfg['styles']}")
+        cfg["mae"] = stage1_meta["config"]["mae"]
+    return cfg
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="maskel train", description="Train MaSkel stage 1 (X-ray MAE) or stage 2 (mask -> X-ray).")
+    ap.add_argument("stage", choices=["stage1", "stage2"])
+    ap.add_argument("--config", default="tiny", help=f"preset ({', '.join(presets())}) or a TOML file")
+    ap.add_argument("--data", required=True, help="dataset directory (manifest.jsonl, or <i>/skeleton.png + label.png)")
+    ap.add_argument("--out", help="output directory (default runs/<stage>-<config>)")
+    ap.add_argument("--resume", action="store_true", help="continue from <out>/state.safetensors")
+    ap.add_argument("--stage1", help="stage-1 checkpoint (required for stage2)")
+    ap.add_argument("--steps", type=int, help="override the preset's step count")
+    ap.add_argument("--batch-size", type=int, help="override the preset's (global) batch size")
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    ap.add_argument("--seed", type=int, help="override the preset's seed")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the trained model")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    rt = None
+    try:
+        cfg = load_config(args.config)
+        if args.steps is not None:
+            cfg[args.stage]["steps"] = args.steps
+        if args.batch_size is not None:
+            cfg[args.stage]["batch_size"] = args.batch_size
+        if args.seed is not None:
+            cfg["seed"] = args.seed
+        cfg.setdefault("seed", 0)
+        args.out = args.out or f"runs/{args.stage}-{cfg['name']}"
+        if args.stage == "stage2" and not args.stage1:
+            raise MaskelError("stage2 needs --stage1 <stage-1 checkpoint>")
+        stage1_meta = None
+        if args.stage == "stage2":
+            args.stage1_model, stage1_meta = load_mae(args.stage1, resolution=int(cfg["resolution"]))
+        rt = setup_runtime(args.device)
+        data = load_paired(args.data, int(cfg["resolution"]), progress=rt.main)
+        cfg = resolve_config(cfg, data, args.stage, stage1_meta)
+        trainer = Trainer(args.stage, cfg, data, args, rt)
+        if args.resume:
+            trainer.resume()
+        return trainer.run()
+    except MaskelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if rt is not None and rt.world > 1 and torch_dist.is_initialized():
+            torch_dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

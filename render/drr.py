@@ -119,6 +119,15 @@ def _chords(ray: np.ndarray, sign: np.ndarray, t: np.ndarray, max_chord: float) 
     return ray[starts], np.where(good, chord, 0.0), good
 
 
+def first_entries_before(mesh: trimesh.Trimesh, origins: np.ndarray, dirs: np.ndarray, t_max: np.ndarray) -> np.ndarray:
+    """How many times each ray (unit dirs) enters `mesh` before distance t_max (e.g. to tell a
+    joint hidden behind another limb: more than one entry before reaching it)."""
+    comb = _combine([mesh])
+    ray, face, t = _all_hits(comb.triangles, origins - comb.centre, dirs)
+    entering = np.einsum("ij,ij->i", comb.normals[face], dirs[ray]) < 0
+    return np.bincount(ray[entering & (t < t_max[ray])], minlength=len(origins))
+
+
 def _box3(a: np.ndarray) -> np.ndarray:
     p = np.pad(a, 1)
     return sum(p[i : i + a.shape[0], j : j + a.shape[1]] for i in range(3) for j in range(3))

@@ -1,0 +1,306 @@
+"""Paired training data: posed phantom -> mask, radiograph, DXA, bone labels, joints, pose map.
+
+    python -m render.dataset --n N --size S --out DIR --seed K [--shard i/n] [--workers W]
+    python -m render.dataset merge DIR [--partial]
+
+Sample `index` of a dataset with seed K draws everything from numpy's RNG seeded with
+(K, index), so a sample is the same whatever the worker count or sharding. Shard i/n makes
+the indices with index % n == i and appends to its own manifest part
+(manifest.shard-0000i-of-0000n.jsonl; an unsharded run is shard 0/1). Sample files are
+written atomically and a record is appended only once all its files are in place, so after
+Ctrl-C or a kill a rerun of the same command keeps complete samples and redoes the rest. When
+every part is complete the parts are merged into a sorted manifest.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import re
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maskel import MaskelError
+from maskel.atomic import atomic_write_json
+from maskel.data.joints import CANONICAL_JOINTS, array_to_joints
+from maskel.data.manifest import FILE_KEYS, LABELS, append_record, load_part, merge_manifests
+from maskel.data.posemap import render_pose_map
+from maskel.imageio import save_gray, save_mask, save_u8
+
+STYLES = ["radiograph", "dxa"]
+META = "dataset.json"
+MAX_SIZE = 2048
+_PART_RE = re.compile(r"manifest\.shard-(\d{5})-of-(\d{5})\.jsonl$")
+
+
+@dataclass
+class RenderedSample:
+    mask: np.ndarray  # bool (S, S)
+    radiograph: np.ndarray  # float32 (S, S) in [0, 1]
+    dxa: np.ndarray  # float32 (S, S) in [0, 1]
+    labels: np.ndarray  # uint8 (S, S)
+    joints: dict[str, Any]  # pose JSON (maskel.data.joints), pixel coordinates of this image
+    pose_map: np.ndarray  # float32 (S, S)
+    record: dict[str, Any]  # index, seed, size, body, pose, camera, styles
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+
+def sample_rng(seed: int, index: int) -> np.random.Generator:
+    """The RNG of one sample: a function of (dataset seed, sample index) only."""
+    return np.random.default_rng([int(seed), int(index)])
+
+
+def project_joints(joints3d: dict[str, np.ndarray], skin, cam) -> np.ndarray:
+    """Canonical joints -> (J, 4) x, y, depth, visible. Visible = inside the frame and not behind
+    another part of the body (the ray to it enters the skin at most once before reaching it)."""
+    from render.drr import first_entries_before
+
+    names = [n for n in CANONICAL_JOINTS if n in joints3d]
+    pts = np.array([joints3d[n] for n in names], dtype=np.float64)
+    uvd = cam.project(pts)
+    if cam.projection == "orthographic":
+        dirs = np.broadcast_to(cam.forward, pts.shape).copy()
+        dist = uvd[:, 2]  # distance from the image plane
+        origins = pts - dirs * dist[:, None]
+    else:
+        origins = np.broadcast_to(cam.position, pts.shape).copy()
+        dirs = pts - origins
+        dist = np.linalg.norm(dirs, axis=1)
+        dirs = dirs / dist[:, None]
+    entries = first_entries_before(skin, origins, dirs, dist)
+    inside = (uvd[:, 0] >= 0) & (uvd[:, 0] <= cam.size) & (uvd[:, 1] >= 0) & (uvd[:, 1] <= cam.size)
+    out = np.zeros((len(CANONICAL_JOINTS), 4), dtype=np.float32)
+    for k, name in enumerate(names):
+        out[CANONICAL_JOINTS.index(name)] = (*uvd[k], float(inside[k] and entries[k] <= 1))
+    return out
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "to_json"):
+        return obj.to_json()
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def generate_sample(index: int, seed: int, size: int) -> RenderedSample:
+    """Render sample `index` of the dataset with `seed` at size x size pixels (deterministic)."""
+    from render.body import get_body_model, sample_phenotype
+    from render.camera import sample_camera
+    from render.drr import render_drr
+    from render.phantom import build_phantom
+    from render.pose import sample_pose
+    from render.silhouette import render_mask
+
+    rng = sample_rng(seed, index)
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    phenotype = sample_phenotype(rng)
+    pose = sample_pose(rng)
+    body = get_body_model().pose(phenotype, pose)
+    t1 = time.perf_counter()
+    phantom = build_phantom(body)
+    t2 = time.perf_counter()
+    cam = sample_camera(rng, phantom.skin.vertices, size)
+    mask = render_mask(phantom.skin, cam)
+    t3 = time.perf_counter()
+    drr = render_drr(phantom.skin, phantom.parts, cam)
+    joints = project_joints(phantom.joints3d, phantom.skin, cam)
+    t4 = time.perf_counter()
+    times.update(pose=t1 - t0, phantom=t2 - t1, silhouette=t3 - t2, drr=t4 - t3)
+    record = {
+        "index": int(index), "seed": int(seed), "size": int(size),
+        "body": _jsonable(phenotype), "pose": _jsonable(pose), "camera": cam.to_json(),
+        "styles": list(STYLES),
+        "quality": {"repaired_chords": round(drr.bad_fraction, 6),
+                    "mask_vs_thickness_px": int(np.count_nonzero(mask != (drr.thickness_cm > 0)))},
+    }  # fmt: skip
+    return RenderedSample(
+        mask=mask,
+        radiograph=np.where(mask, drr.radiograph, 0).astype(np.float32),
+        dxa=np.where(mask, drr.dxa, 0).astype(np.float32),
+        labels=np.where(mask, drr.labels, 0).astype(np.uint8),
+        joints=array_to_joints(joints, size, size),
+        pose_map=render_pose_map(joints, size),
+        record=record,
+        timings=times,
+    )
+
+
+def sample_id(index: int) -> str:
+    return f"{index:06d}"
+
+
+def write_sample(root: Path, sample: RenderedSample) -> dict[str, Any]:
+    """Write one sample's files (each atomically) and return its full manifest record."""
+    sid = sample_id(sample.record["index"])
+    rel = {k: f"samples/{sid}/{k}.{'json' if k == 'joints' else 'png'}" for k in FILE_KEYS}
+    save_mask(root / rel["mask"], sample.mask)
+    save_gray(root / rel["radiograph"], sample.radiograph)
+    save_gray(root / rel["dxa"], sample.dxa)
+    save_u8(root / rel["labels"], sample.labels)
+    atomic_write_json(root / rel["joints"], sample.joints)
+    save_u8(root / rel["pose_map"], np.round(np.clip(sample.pose_map, 0, 1) * 255))
+    return {"id": sid, **sample.record, "files": rel}
+
+
+def _work(args: tuple[str, int, int, int]) -> tuple[dict[str, Any], dict[str, float]]:
+    root, index, seed, size = args
+    sample = generate_sample(index, seed, size)
+    t = time.perf_counter()
+    rec = write_sample(Path(root), sample)
+    return rec, {**sample.timings, "write": time.perf_counter() - t}
+
+
+def _init_worker() -> None:
+    from render.body import get_body_model
+
+    get_body_model().pose(None)  # build anny once per worker process
+
+
+def part_path(root: Path, shard: int, shards: int) -> Path:
+    return root / f"manifest.shard-{shard:05d}-of-{shards:05d}.jsonl"
+
+
+def _check_meta(root: Path, n: int, size: int, seed: int) -> None:
+    meta = {"format": "maskel-dataset/1", "n": n, "size": size, "seed": seed, "styles": STYLES}
+    path = root / META
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except ValueError:
+            old = None
+        if old != meta:
+            raise MaskelError(f"{root} holds a different dataset ({path}: {old}); use another --out")
+    else:
+        atomic_write_json(path, meta)
+    from render.labels import BONE_LABELS
+
+    atomic_write_json(root / LABELS, {"0": "background", **{str(k): v for k, v in BONE_LABELS.items()}})
+
+
+def _clean_temps(root: Path, indices: list[int]) -> None:
+    for i in indices:
+        d = root / "samples" / sample_id(i)
+        if d.is_dir():
+            for tmp in d.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+
+def _results(todo: list[int], root: Path, seed: int, size: int, workers: int) -> Iterator[tuple[dict, dict]]:
+    jobs = [(str(root), i, seed, size) for i in todo]
+    if workers <= 1:
+        _init_worker()
+        yield from map(_work, jobs)
+        return
+    with mp.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
+        try:
+            yield from pool.imap_unordered(_work, jobs)
+        finally:
+            pool.terminate()
+
+
+def generate(root: Path, n: int, size: int, seed: int, shard: int = 0, shards: int = 1, workers: int = 1,
+             progress: bool = True) -> int:  # fmt: skip
+    """Make (or resume) shard `shard` of `shards` of an n-sample dataset; returns samples done."""
+    from tqdm import tqdm
+
+    root.mkdir(parents=True, exist_ok=True)
+    _check_meta(root, n, size, seed)
+    mine = list(range(shard, n, shards))
+    part = part_path(root, shard, shards)
+    done = {r["index"] for r in load_part(part)}
+    todo = [i for i in mine if i not in done]
+    _clean_temps(root, todo)
+    with tqdm(total=len(mine), initial=len(mine) - len(todo), unit="sample", disable=not progress) as bar:
+        for rec, _ in _results(todo, root, seed, size, workers):
+            append_record(part, rec)
+            bar.update(1)
+    maybe_merge(root, n, shards)
+    return len(mine)
+
+
+def maybe_merge(root: Path, n: int, shards: int) -> bool:
+    """Merge the parts into manifest.jsonl when all `shards` parts hold all their samples."""
+    parts = [part_path(root, i, shards) for i in range(shards)]
+    if all(len(load_part(p)) == len(range(i, n, shards)) for i, p in enumerate(parts)):
+        merge_manifests(root, parts)
+        return True
+    return False
+
+
+def merge_command(root: Path, partial: bool) -> int:
+    if not (root / META).exists():
+        raise MaskelError(f"{root}: not a render.dataset folder (no {META})")
+    meta = json.loads((root / META).read_text())
+    parts = sorted(p for p in root.iterdir() if _PART_RE.search(p.name))
+    if not parts:
+        raise MaskelError(f"{root}: no manifest parts to merge")
+    n = int(meta["n"])
+    have = {r["index"] for p in parts for r in load_part(p)}
+    missing = n - len(have & set(range(n)))
+    if missing and not partial:
+        raise MaskelError(f"{missing} of {n} samples are not done yet (finish the shards, or merge with --partial)")
+    got = merge_manifests(root, parts)
+    print(f"merged {got} of {n} samples into {root / 'manifest.jsonl'}")
+    return 0
+
+
+def _parse_shard(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)/(\d+)", text)
+    if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
+        raise MaskelError(f"--shard must be i/n with 0 <= i < n, got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv[:1] == ["merge"]:
+            ap = argparse.ArgumentParser(prog="python -m render.dataset merge")
+            ap.add_argument("dir", type=Path)
+            ap.add_argument("--partial", action="store_true", help="merge even if samples are missing")
+            a = ap.parse_args(argv[1:])
+            return merge_command(a.dir, a.partial)
+        ap = argparse.ArgumentParser(prog="python -m render.dataset", description=__doc__.split("\n\n")[0])
+        ap.add_argument("--n", type=int, required=True, help="number of samples in the whole dataset")
+        ap.add_argument("--size", type=int, default=256, help="image size in pixels (square)")
+        ap.add_argument("--out", type=Path, required=True, help="dataset folder")
+        ap.add_argument("--seed", type=int, default=0)
+        ap.add_argument("--shard", default="0/1", help="i/n: make only the indices with index %% n == i")
+        ap.add_argument("--workers", type=int, default=1, help="worker processes")
+        a = ap.parse_args(argv)
+        if a.n < 1:
+            raise MaskelError(f"--n must be at least 1, got {a.n}")
+        if not 16 <= a.size <= MAX_SIZE:
+            raise MaskelError(f"--size must be within 16..{MAX_SIZE}, got {a.size}")
+        if a.workers < 1:
+            raise MaskelError(f"--workers must be at least 1, got {a.workers}")
+        if a.seed < 0:
+            raise MaskelError(f"--seed must be >= 0, got {a.seed}")
+        if a.out.exists() and not a.out.is_dir():
+            raise MaskelError(f"--out {a.out} exists and is not a folder")
+        shard, shards = _parse_shard(a.shard)
+        generate(a.out, a.n, a.size, a.seed, shard, shards, a.workers)
+        return 0
+    except MaskelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: complete samples are kept; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""What every regional bone builder shares: the rest-pose body it measures, and what it returns.
+
+Builders work in the rest pose (world coordinates: metres, Z up, facing -Y, character's left
++X). They read rig joint positions and measure the rest skin (ray casts from inside the body)
+so that bones scale with any body, child to adult, and stay inside the skin. Each returns
+``PartGeom`` records: one closed mesh of one material, attached to one rig bone, under one
+label name from render/labels.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import trimesh
+
+from render.bones.primitives import Mesh, oriented
+
+ADULT_HEIGHT = 1.75  # metres: the nominal sizes in the builders are for this stature
+
+
+@dataclass
+class PartGeom:
+    """One closed rest-pose mesh of one bone (a bone may have several: shell, cavity, core)."""
+
+    bone: str  # label name, a value of render.labels.BONE_LABELS
+    rig: str  # rig bone it moves with
+    material: str
+    displaces: str
+    vertices: np.ndarray  # (V,3) float64, rest-pose world coordinates
+    faces: np.ndarray  # (F,3) int64, outward oriented
+
+
+def part(bone: str, rig: str, material: str, displaces: str, mesh: Mesh) -> PartGeom:
+    v, f = oriented(mesh)
+    return PartGeom(bone, rig, material, displaces, v, f)
+
+
+class RestBody:
+    """Rest-pose rig joints + skin, with the measurements the builders need."""
+
+    def __init__(
+        self,
+        bone_names: list[str],
+        heads: np.ndarray,
+        tails: np.ndarray,
+        skin_vertices: np.ndarray,
+        skin_faces: np.ndarray,
+    ) -> None:
+        self.names = list(bone_names)
+        self.index = {n: i for i, n in enumerate(self.names)}
+        self.heads = np.asarray(heads, dtype=np.float64)
+        self.tails = np.asarray(tails, dtype=np.float64)
+        self.skin = trimesh.Trimesh(
+            np.asarray(skin_vertices, dtype=np.float64), np.asarray(skin_faces), process=False
+        )
+        zs = self.skin.vertices[:, 2]
+        self.height = float(zs.max() - zs.min())
+        self.floor = float(zs.min())
+        self.scale = self.height / ADULT_HEIGHT
+        self._rays = None
+
+    def h(self, name: str) -> np.ndarray:
+        return self.heads[self.index[name]]
+
+    def t(self, name: str) -> np.ndarray:
+        return self.tails[self.index[name]]
+
+    def has(self, name: str) -> bool:
+        return name in self.index
+
+    def depth(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
+        """Distance from each origin (N,3) along its direction (N,3) to the first skin hit.
+
+        Origins are expected inside the body; a ray that hits nothing (origin outside, or a hole)
+        returns 0 so that anything sized from it shrinks instead of growing.
+        """
+        if self._rays is None:
+            self._rays = trimesh.ray.ray_pyembree.RayMeshIntersector(self.skin)
+        o = np.asarray(origins, dtype=np.float64).reshape(-1, 3)
+        d = np.asarray(directions, dtype=np.float64).reshape(-1, 3)
+        d = d / np.linalg.norm(d, axis=1, keepdims=True)
+        out = np.zeros(len(o))
+        loc, ray_idx, _ = self._rays.intersects_location(o, d, multiple_hits=False)
+        if len(ray_idx):
+            out[ray_idx] = np.einsum("ij,ij->i", loc - o[ray_idx], d[ray_idx])
+        return out
+
+    def radial_clearance(
+        self, points: np.ndarray, axis: np.ndarray, up: np.ndarray, n_dirs: int = 8
+    ) -> np.ndarray:
+        """Smallest skin depth around each point (N,3) in the plane perpendicular to ``axis``."""
+        axis = axis / np.linalg.norm(axis)
+        u = up - axis * np.dot(up, axis)
+        u /= np.linalg.norm(u)
+        w = np.cross(axis, u)
+        th = np.linspace(0.0, 2 * np.pi, n_dirs, endpoint=False)
+        dirs = np.cos(th)[:, None] * u + np.sin(th)[:, None] * w
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        o = np.repeat(pts, n_dirs, axis=0)
+        d = np.tile(dirs, (len(pts), 1))
+        return self.depth(o, d).reshape(len(pts), n_dirs).min(axis=1)

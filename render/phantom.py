@@ -1,0 +1,114 @@
+"""The anatomical phantom: a posed body's skin plus its skeleton (and lungs) as labelled meshes.
+
+Bones are built once per body shape in the rest pose (render/bones), cached, and moved rigidly
+with their rig bone: ``posed_matrix @ inv(rest_matrix)``. Each ``Part`` is a closed,
+outward-oriented mesh of one material sitting inside another (``displaces``), so a ray caster
+computes ``mu = skin_chord * mu_soft + sum_parts chord * (mu[material] - mu[displaces])``.
+Materials: cortical, spongy, marrow, cartilage, lung, and soft_tissue (the cranial cavity,
+which displaces the cortical vault).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import trimesh
+
+from maskel import MaskelError
+from render.bones import RestBody, build_rest_parts
+from render.labels import LABEL_IDS
+
+
+@dataclass
+class Part:
+    name: str
+    label: int
+    material: str
+    displaces: str
+    mesh: trimesh.Trimesh
+
+
+@dataclass
+class Phantom:
+    skin: trimesh.Trimesh
+    parts: list[Part]
+    joints3d: dict[str, np.ndarray]
+    body: object  # render.body.PosedBody
+
+
+@dataclass
+class _RestSkeleton:
+    """All rest parts packed for vectorised posing."""
+
+    names: list[str]
+    labels: list[int]
+    materials: list[str]
+    displaces: list[str]
+    rig_index: np.ndarray  # (P,) rig bone index per part
+    vertices: np.ndarray  # (N,3) all parts' vertices
+    vert_part: np.ndarray  # (N,) part index per vertex
+    splits: np.ndarray  # vertex offsets (P+1,)
+    faces: list[np.ndarray]
+
+
+_CACHE: OrderedDict[str, _RestSkeleton] = OrderedDict()
+_CACHE_SIZE = 16
+
+
+def _key(body) -> str:
+    h = hashlib.sha1()
+    h.update(np.ascontiguousarray(body.rest_heads, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(body.rest_vertices[::97], dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
+def rest_skeleton(body) -> _RestSkeleton:
+    """The rest-pose skeleton of this body shape (cached by rest rig + skin)."""
+    key = _key(body)
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    rest = RestBody(body.bone_names, body.rest_heads, body.rest_tails, body.rest_vertices, body.faces)
+    try:
+        geoms = build_rest_parts(rest)
+    except KeyError as e:
+        raise MaskelError(f"the body's rig lacks bone {e.args[0]!r} needed by the skeleton") from None
+    index = {n: i for i, n in enumerate(body.bone_names)}
+    sizes = np.array([len(g.vertices) for g in geoms])
+    rs = _RestSkeleton(
+        names=[g.bone for g in geoms],
+        labels=[LABEL_IDS[g.bone] for g in geoms],
+        materials=[g.material for g in geoms],
+        displaces=[g.displaces for g in geoms],
+        rig_index=np.array([index[g.rig] for g in geoms]),
+        vertices=np.concatenate([g.vertices for g in geoms]),
+        vert_part=np.repeat(np.arange(len(geoms)), sizes),
+        splits=np.concatenate([[0], np.cumsum(sizes)]),
+        faces=[g.faces for g in geoms],
+    )
+    _CACHE[key] = rs
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return rs
+
+
+def bone_transforms(body) -> np.ndarray:
+    """(B,4,4) rest-to-posed world transform of each rig bone."""
+    return body.bone_matrices @ np.linalg.inv(body.rest_bone_matrices)
+
+
+def build_phantom(body) -> Phantom:
+    """Skin + skeleton parts of a posed body (render.body.PosedBody), world coordinates."""
+    rs = rest_skeleton(body)
+    t = bone_transforms(body)[rs.rig_index][rs.vert_part]  # (N,4,4)
+    v = np.einsum("nij,nj->ni", t[:, :3, :3], rs.vertices) + t[:, :3, 3]
+    parts = [
+        Part(rs.names[i], rs.labels[i], rs.materials[i], rs.displaces[i],
+             trimesh.Trimesh(v[rs.splits[i]:rs.splits[i + 1]], rs.faces[i], process=False))
+        for i in range(len(rs.names))
+    ]
+    skin = trimesh.Trimesh(np.asarray(body.vertices, dtype=np.float64), body.faces, process=False)
+    return Phantom(skin=skin, parts=parts, joints3d=body.joints3d(), body=body)

@@ -1,0 +1,30 @@
+"""MaSkel X-ray: a whole-body X-ray of a posed character, from its silhouette, by a local MaSkel server.
+
+Blender 3.4-4.1: install the "-legacy.zip" (Edit > Preferences > Add-ons > Install).
+Blender 4.2+ (incl. 5.0): install the "-extension.zip" (Get Extensions > Install from Disk).
+Headless batch: ``blender -b scene.blend --python-exit-code 1 -P <add-on dir>/batch.py -- --frames 1-48 --out DIR``.
+"""
+
+bl_info = {
+    "name": "MaSkel X-ray",
+    "author": "MaSkel for Blender contributors",
+    "version": (0, 1, 0),
+    "blender": (3, 4, 0),
+    "location": "3D Viewport > Sidebar > MaSkel",
+    "description": "Whole-body X-ray of a posed character from its silhouette (local MaSkel server)",
+    "category": "3D View",
+}
+
+from . import operators, panels, preferences, properties  # noqa: E402
+
+_MODULES = (properties, preferences, operators, panels)
+
+
+def register() -> None:
+    for m in _MODULES:
+        m.register()
+
+
+def unregister() -> None:
+    for m in reversed(_MODULES):
+        m.unregister()

@@ -1,0 +1,80 @@
+"""The MaSkel tab in the 3D Viewport sidebar."""
+
+from __future__ import annotations
+
+import bpy
+
+from . import character as charmod
+from . import state
+from .pipeline import xray_cameras
+
+
+class VIEW3D_PT_maskel(bpy.types.Panel):
+    bl_label = "MaSkel X-ray"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "MaSkel"
+
+    def draw(self, context):
+        layout = self.layout
+        scene = context.scene
+        s = scene.maskel
+
+        box = layout.box()
+        box.label(text="Character", icon="ARMATURE_DATA")
+        box.prop(s, "character", text="")
+        box.prop(s, "exclude_clothes")
+        if s.character is not None:
+            body = set(charmod.body_meshes(s.character, scene, s.exclude_clothes))
+            for ob in charmod.candidate_meshes(s.character, scene):
+                row = box.row()
+                op = row.operator("maskel.toggle_body_mesh", text=ob.name, emboss=False,
+                                  icon="CHECKBOX_HLT" if ob in body else "CHECKBOX_DEHLT")  # fmt: skip
+                op.name = ob.name
+        box.operator("maskel.add_mannequin", icon="OUTLINER_OB_ARMATURE")
+
+        box = layout.box()
+        box.label(text="Camera", icon="CAMERA_DATA")
+        xcams = xray_cameras(scene)
+        if xcams:
+            box.prop(s, "use_xray_cameras")
+        if not (xcams and s.use_xray_cameras):
+            box.prop(s, "camera", text="")
+            if s.camera is None:
+                box.label(text=f"scene camera: {scene.camera.name if scene.camera else 'none'}")
+        box.operator("maskel.create_cameras", icon="VIEW_CAMERA")
+
+        box = layout.box()
+        box.prop(s, "resolution")
+        box.prop(s, "style")
+        box.prop(s, "seed")
+        box.prop(s, "opacity")
+
+        box = layout.box()
+        row = box.row()
+        row.label(text=f"Server: {state.server_status}")
+        row.operator("maskel.check_server", text="", icon="FILE_REFRESH")
+
+        if s.running:
+            if hasattr(layout, "progress"):  # 4.0+
+                layout.progress(factor=s.progress, type="BAR", text=s.message)
+            else:
+                layout.label(text=f"{s.message} {s.progress * 100:.0f}%")
+            layout.operator("maskel.cancel", icon="CANCEL")
+        else:
+            layout.operator("maskel.generate", icon="RENDER_STILL")
+            if s.message:
+                layout.label(text=s.message)
+
+
+CLASSES = (VIEW3D_PT_maskel,)
+
+
+def register() -> None:
+    for c in CLASSES:
+        bpy.utils.register_class(c)
+
+
+def unregister() -> None:
+    for c in reversed(CLASSES):
+        bpy.utils.unregister_class(c)

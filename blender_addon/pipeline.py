@@ -1,0 +1,187 @@
+"""Generate X-ray: silhouette + joints (main thread) -> server (any thread) -> image + plane (main thread).
+
+``XrayJob`` splits the work so the operator can run ``fetch`` on a worker thread while Blender's UI
+stays responsive; bpy is only touched in ``prepare`` and ``apply``. Batch and headless runs call
+the three steps in a row (``run_sync``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+
+import bpy
+from mathutils import Vector
+
+from . import character as charmod
+from . import plane as planemod
+from .core import camera as cammath
+from .core import rigs
+from .core.client import MaskelClient, ServerError
+from .silhouette import render_silhouette
+
+
+class XrayError(Exception):
+    """A user-facing failure (one line)."""
+
+
+XRAY_CAMERA_TAG = "maskel_xray_camera"
+
+
+@dataclass
+class View:
+    camera: bpy.types.Object
+    res_x: int
+    res_y: int
+    mask_path: str
+    xray_path: str
+    depth: float = 0.0
+    joints: dict | None = None
+    rig: str | None = None
+    mask_pixels: int = 0
+    timings: dict = field(default_factory=dict)
+
+
+def silhouette_size(scene: bpy.types.Scene, resolution: int) -> tuple[int, int]:
+    """Render size with the scene's frame aspect and the long side = ``resolution``."""
+    w = scene.render.resolution_x * scene.render.resolution_percentage / 100
+    h = scene.render.resolution_y * scene.render.resolution_percentage / 100
+    if w >= h:
+        return resolution, max(1, round(resolution * h / w))
+    return max(1, round(resolution * w / h)), resolution
+
+
+def xray_cameras(scene: bpy.types.Scene) -> list[bpy.types.Object]:
+    """The front and side X-ray cameras made by "Create X-ray cameras", when both exist."""
+    cams = {o.get(XRAY_CAMERA_TAG): o for o in scene.objects if o.type == "CAMERA" and o.get(XRAY_CAMERA_TAG)}
+    return [cams["front"], cams["side"]] if "front" in cams and "side" in cams else []
+
+
+def world_bbox(objects: list[bpy.types.Object]) -> list[Vector]:
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    pts = []
+    for ob in objects:
+        ev = ob.evaluated_get(depsgraph)
+        pts += [ev.matrix_world @ Vector(c) for c in ev.bound_box]
+    return pts
+
+
+class XrayJob:
+    """One Generate X-ray request over one or more cameras."""
+
+    def __init__(self, scene: bpy.types.Scene, character: bpy.types.Object, cameras: list[bpy.types.Object],
+                 client: MaskelClient, resolution: int = 512, style: str = "radiograph", seed: int = 0,
+                 exclude_clothes: bool = True, out_dir: str | None = None, tag: str = ""):  # fmt: skip
+        if not cameras:
+            raise XrayError("no camera: set a scene camera, pick one in the MaSkel panel, or use Create X-ray cameras")
+        for cam in cameras:
+            if cam is None or cam.type != "CAMERA":
+                raise XrayError(f"{getattr(cam, 'name', cam)!r} is not a camera")
+        self.scene, self.character, self.client = scene, character, client
+        self.resolution, self.style, self.seed = int(resolution), style, int(seed)
+        self.exclude_clothes = exclude_clothes
+        self.own_dir = out_dir is None
+        self.out_dir = out_dir or tempfile.mkdtemp(prefix="maskel_")
+        self.tag = tag
+        self.views: list[View] = []
+        self.cameras = cameras
+        self.cancel = threading.Event()
+        self.done = 0  # finished server requests (progress)
+        self.error: str | None = None
+
+    @property
+    def total(self) -> int:
+        return len(self.cameras)
+
+    # ---- main thread
+    def prepare(self) -> None:
+        scene = self.scene
+        meshes = charmod.body_meshes(self.character, scene, self.exclude_clothes)
+        if not meshes:
+            raise XrayError(f"{self.character.name!r} has no body meshes (all excluded as clothing?)")
+        armature = charmod.find_armature(self.character)
+        res_x, res_y = silhouette_size(scene, self.resolution)
+        bbox = world_bbox(meshes)
+        for cam in self.cameras:
+            params = planemod.camera_params(scene, cam, res_x, res_y)
+            pts = planemod.to_camera_space(cam, bbox)
+            if cammath.bbox_view_overlap(params, pts) <= 0.0:
+                raise XrayError(f"the character {self.character.name!r} is outside the view of camera {cam.name!r}")
+            safe = bpy.path.clean_name(cam.name)
+            view = View(cam, res_x, res_y, os.path.join(self.out_dir, f"mask_{safe}{self.tag}.png"),
+                        os.path.join(self.out_dir, f"xray_{safe}{self.tag}.png"))  # fmt: skip
+            xs = [p[0] for p in pts]
+            ys = [p[1] for p in pts]
+            zs = [p[2] for p in pts]
+            centre = ((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, (min(zs) + max(zs)) / 2)
+            view.depth = -centre[2]
+            if view.depth <= 0:
+                raise XrayError(f"the character is behind camera {cam.name!r}")
+            stats = render_silhouette(scene, cam, meshes, res_x, res_y, view.mask_path, self.exclude_clothes)
+            if stats.body == 0:
+                raise XrayError(f"empty mask: the character's meshes did not render from {cam.name!r} "
+                                "(hidden collection, or disabled in renders?)")  # fmt: skip
+            view.mask_pixels = stats.body
+            if armature is not None:
+                view.rig, view.joints = self._joints(armature, cam, params)
+            self.views.append(view)
+
+    def _joints(self, armature, cam, params) -> tuple[str | None, dict | None]:
+        rig, world = charmod.joint_locations(armature)
+        if not world:
+            return None, None
+        names = list(world)
+        cam_pts = planemod.to_camera_space(cam, [Vector(world[n]) for n in names])
+        points = {}
+        for name, p in zip(names, cam_pts, strict=True):
+            uvd = cammath.project(params, p)
+            if uvd[2] <= 0:
+                continue
+            x, y = cammath.to_pixels(params, uvd)
+            points[name] = (x, y, uvd[2], cammath.in_frame(uvd))
+        return rig, rigs.pose_json(points, params.res_x, params.res_y)
+
+    # ---- any thread (no bpy)
+    def fetch(self) -> None:
+        for view in self.views:
+            if self.cancel.is_set():
+                return
+            with open(view.mask_path, "rb") as f:
+                mask = f.read()
+            res = self.client.xray(mask, joints=view.joints, style=self.style, seed=self.seed)
+            tmp = view.xray_path + ".part"
+            with open(tmp, "wb") as f:
+                f.write(res.xray_png)
+            os.replace(tmp, view.xray_path)
+            view.timings = res.timings
+            self.done += 1
+
+    def fetch_safe(self) -> None:
+        """fetch() for a worker thread: errors are kept in ``self.error`` for the main thread."""
+        try:
+            self.fetch()
+        except ServerError as e:
+            self.error = str(e)
+        except OSError as e:
+            self.error = f"cannot write the X-ray file: {e}"
+
+    # ---- main thread
+    def apply(self, opacity: float = 0.8) -> list[bpy.types.Object]:
+        planes = []
+        for view in self.views:
+            image = planemod.load_image(f"MaSkel X-ray {view.camera.name}", view.xray_path)
+            planes.append(planemod.update_plane(self.scene, view.camera, image, view.depth, opacity))
+        return planes
+
+    def cleanup(self) -> None:
+        if self.own_dir:
+            shutil.rmtree(self.out_dir, ignore_errors=True)
+
+    def run_sync(self, opacity: float = 0.8, make_planes: bool = True) -> list[bpy.types.Object]:
+        """prepare + fetch + apply on this thread (headless and batch use)."""
+        self.prepare()
+        self.fetch()
+        return self.apply(opacity) if make_planes else []

@@ -1,0 +1,65 @@
+"""Scene settings of the MaSkel panel (``scene.maskel``)."""
+
+import bpy
+from bpy.props import (
+    BoolProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
+
+from . import plane
+
+
+def _poll_character(_self, ob) -> bool:
+    return ob.type in ("ARMATURE", "MESH") and ob.get(plane.PLANE_TAG) is None
+
+
+def _poll_camera(_self, ob) -> bool:
+    return ob.type == "CAMERA"
+
+
+def _opacity_changed(self, context) -> None:
+    plane.set_opacity(context.scene, self.opacity)
+
+
+class MaskelSceneSettings(bpy.types.PropertyGroup):
+    character: PointerProperty(name="Character", type=bpy.types.Object, poll=_poll_character,
+                               description="Armature (its body meshes are found automatically) or a body mesh")  # fmt: skip
+    exclude_clothes: BoolProperty(
+        name="Exclude clothes", default=True,
+        description="Leave out meshes tagged maskel_clothing or named like clothing/hair "
+                    "(custom property maskel_body=True/False on a mesh overrides)",
+    )  # fmt: skip
+    camera: PointerProperty(name="Camera", type=bpy.types.Object, poll=_poll_camera,
+                            description="Camera to render from (empty: the scene camera)")  # fmt: skip
+    use_xray_cameras: BoolProperty(name="Front + side", default=True,
+                                   description="Use the MaSkel front and side X-ray cameras when both exist")  # fmt: skip
+    resolution: EnumProperty(name="Resolution", default="512", description="Long side of the silhouette, in pixels",
+                             items=[("256", "256", ""), ("512", "512", ""), ("1024", "1024", "")])  # fmt: skip
+    style: EnumProperty(name="Style", default="radiograph", items=[
+        ("radiograph", "Radiograph", "Bone bright, soft tissue grey, air black"),
+        ("dxa", "DXA", "Bone-only density, the look of DXA scans"),
+    ])  # fmt: skip
+    seed: IntProperty(name="Seed", default=0, min=0)
+    opacity: FloatProperty(name="Opacity", default=0.8, min=0.0, max=1.0, subtype="FACTOR", update=_opacity_changed)
+    progress: FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    running: BoolProperty(default=False)
+    message: StringProperty(default="")
+
+
+CLASSES = (MaskelSceneSettings,)
+
+
+def register() -> None:
+    for c in CLASSES:
+        bpy.utils.register_class(c)
+    bpy.types.Scene.maskel = PointerProperty(type=MaskelSceneSettings)
+
+
+def unregister() -> None:
+    del bpy.types.Scene.maskel
+    for c in reversed(CLASSES):
+        bpy.utils.unregister_class(c)

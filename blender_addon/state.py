@@ -1,0 +1,9 @@
+"""Session state shared by operators and panels (not saved in .blend files)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+job: Any = None  # the running pipeline.XrayJob, if any
+local_server: Any = None  # core.localserver.LocalServer started from the preferences
+server_status: str = "not checked"

@@ -1,0 +1,140 @@
+"""Predictor and checkpoint discovery, on the real tiny checkpoint trained by the conftest fixture."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from maskel import MaskelError, defaults
+from maskel.data.joints import array_to_joints
+from maskel.infer import Predictor, dilate
+
+
+def body_mask(h: int, w: int, shift: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """A crude standing figure (head, trunk, arms, legs) scaled to the image."""
+    m = np.zeros((h, w), bool)
+    cy, cx = h // 2 + shift[0], w // 2 + shift[1]
+    s = min(h, w) / 100
+    yy, xx = np.mgrid[0:h, 0:w]
+    m |= (yy - (cy - 35 * s)) ** 2 + (xx - cx) ** 2 <= (7 * s) ** 2
+    m |= (abs(xx - cx) <= 9 * s) & (yy >= cy - 28 * s) & (yy <= cy + 5 * s)
+    m |= (abs(abs(xx - cx) - 14 * s) <= 3 * s) & (yy >= cy - 26 * s) & (yy <= cy + 2 * s)
+    m |= (abs(abs(xx - cx) - 5 * s) <= 3.5 * s) & (yy >= cy + 5 * s) & (yy <= cy + 42 * s)
+    return m
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_checkpoint: Path) -> Predictor:
+    return Predictor(tiny_checkpoint, device="cpu", max_batch=2)
+
+
+def test_output_has_the_input_size_and_stays_on_the_silhouette(predictor: Predictor) -> None:
+    masks = [body_mask(203, 317), body_mask(64, 64), body_mask(317, 203), body_mask(97, 411)]
+    preds = predictor.predict(masks, labels=True)
+    assert len(preds) == len(masks)
+    for m, p in zip(masks, preds, strict=True):
+        assert p.xray.shape == m.shape and p.xray.dtype == np.float32
+        assert 0.0 <= p.xray.min() and p.xray.max() <= 1.0
+        outside = ~dilate(m, predictor.margin_px)
+        assert not p.xray[outside].any(), "X-ray leaks outside the silhouette + margin"
+        assert (p.xray[m] > 0).mean() > 0.5, "the body should be mostly non-black"
+        if predictor.has_labels:
+            assert p.labels is not None and p.labels.shape == m.shape and not p.labels[~m].any()
+        assert p.timings["batch_size"] <= 2
+
+
+def test_pixel_alignment_follows_the_mask(predictor: Predictor) -> None:
+    """A translated silhouette gives the same X-ray, translated by exactly the same pixels."""
+    a = body_mask(160, 200)
+    b = np.roll(a, (7, -13), axis=(0, 1))
+    pa, pb = predictor.predict([a, b])
+    assert np.allclose(np.roll(pa.xray, (7, -13), axis=(0, 1)), pb.xray, atol=1e-5)
+    ys, xs = np.nonzero(pb.xray)
+    my, mx = np.nonzero(b)
+    assert ys.min() >= my.min() - 2 and ys.max() <= my.max() + 2
+    assert xs.min() >= mx.min() - 2 and xs.max() <= mx.max() + 2
+
+
+def test_body_cut_by_the_frame_edge(predictor: Predictor) -> None:
+    m = body_mask(120, 90, shift=(40, 0))  # legs run off the bottom edge
+    assert m[-1].any()
+    (p,) = predictor.predict([m])
+    assert p.xray.shape == m.shape and not p.xray[~dilate(m, 2)].any() and p.xray[m].mean() > 0
+
+
+def test_batching_and_seed_do_not_change_results(predictor: Predictor) -> None:
+    masks = [body_mask(100, 80), body_mask(90, 120), body_mask(64, 64)]
+    together = predictor.predict(masks, seed=5)
+    alone = [predictor.predict([m], seed=5)[0] for m in masks]
+    for t, a in zip(together, alone, strict=True):
+        assert np.allclose(t.xray, a.xray, atol=1e-4)
+    again = predictor.predict(masks, seed=5)
+    assert all(np.array_equal(t.xray, g.xray) for t, g in zip(together, again, strict=True))
+
+
+def test_styles_and_joints_are_checked(predictor: Predictor) -> None:
+    m = body_mask(100, 100)
+    with pytest.raises(MaskelError, match="unknown style 'ct'.*" + predictor.styles[0]):
+        predictor.predict([m], style="ct")
+    for name in predictor.styles:
+        assert predictor.predict([m], style=name)[0].xray.shape == m.shape
+    joints = array_to_joints(np.zeros((22, 4)), width=50, height=100)
+    if predictor.pose_channel:
+        with pytest.raises(MaskelError, match="joints are for a 50x100 image"):
+            predictor.predict([m], joints=[joints])
+    with pytest.raises(MaskelError, match="empty"):
+        predictor.predict([np.zeros((10, 10), bool)])
+
+
+def test_refuses_pickled_checkpoints(tmp_path: Path) -> None:
+    pt = tmp_path / "model.pt"
+    torch.save({"w": torch.zeros(2)}, pt)
+    with pytest.raises(MaskelError, match="refusing a pickled torch file") as e:
+        Predictor(pt)
+    assert "\n" not in str(e.value)
+    disguised = tmp_path / "model.safetensors"
+    shutil.copy(pt, disguised)
+    with pytest.raises(MaskelError, match="pickle"):
+        Predictor(disguised)
+
+
+def test_refuses_a_stage1_or_unknown_checkpoint(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    meta = json.loads(tiny_checkpoint.with_suffix(".json").read_text())
+    for change, message in (({"stage": "stage1"}, "stage"), ({"format": "other/9"}, "format")):
+        bad = tmp_path / f"bad_{message}.safetensors"
+        save_file({"x": torch.zeros(1)}, str(bad), metadata={"maskel_meta": json.dumps({**meta, **change})})
+        bad.with_suffix(".json").write_text(json.dumps({**meta, **change}))
+        with pytest.raises(MaskelError, match=message):
+            Predictor(bad)
+
+
+def test_checkpoint_discovery_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache, pkg, env, flag = (tmp_path / d for d in ("cache", "pkg", "env", "flag"))
+    for d in (cache / "maskel", pkg, env, flag):
+        d.mkdir(parents=True)
+        (d / "default.safetensors").write_bytes(b"x")
+    monkeypatch.setattr(defaults, "package_weights_dir", lambda: pkg)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.setenv("MASKEL_CHECKPOINT", str(env / "default.safetensors"))
+    assert defaults.find_checkpoint(flag / "default.safetensors") == flag / "default.safetensors"
+    assert defaults.find_checkpoint(flag) == flag / "default.safetensors"  # a directory
+    assert defaults.find_checkpoint() == env / "default.safetensors"
+    monkeypatch.delenv("MASKEL_CHECKPOINT")
+    assert defaults.find_checkpoint() == cache / "maskel" / "default.safetensors"
+    (cache / "maskel" / "default.safetensors").unlink()
+    assert defaults.find_checkpoint() == pkg / "default.safetensors"
+    (pkg / "default.safetensors").unlink()
+    with pytest.raises(MaskelError) as e:
+        defaults.find_checkpoint()
+    text = str(e.value)
+    assert "\n" not in text and "maskel.train stage1" in text and "maskel.train stage2" in text
+    monkeypatch.setenv("MASKEL_CHECKPOINT", str(tmp_path / "nope.safetensors"))
+    with pytest.raises(MaskelError, match="does not exist"):
+        defaults.find_checkpoint()

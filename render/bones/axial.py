@@ -84,9 +84,9 @@ def spine(body: RestBody, sp: Spine) -> list[PartGeom]:
         bone = f"vertebra_{name}"
         path = np.stack([c - t * h, c - t * 0.5 * h, c + t * 0.5 * h, c + t * h])
         parts.append(part(bone, rig, "cortical", "soft_tissue",
-                          sweep(path, rx, ry, n_around=12, up=lat, power=2.4)))
+                          sweep(path, rx, ry, n_around=10, up=lat, power=2.4)))
         parts.append(part(bone, rig, "spongy", "cortical",
-                          sweep(path * 0 + c + (path - c) * 0.8, rx * 0.82, ry * 0.82, n_around=12, up=lat, power=2.4)))
+                          sweep(c + (path - c) * 0.8, rx * 0.82, ry * 0.82, n_around=10, up=lat, power=2.4)))
         arch_c = c + back * (ry + canal)
         arch = np.stack([c + back * ry * 0.6 + lat * tp, arch_c + lat * canal * 1.05, arch_c + back * canal * 1.1,
                          arch_c - lat * canal * 1.05, c + back * ry * 0.6 - lat * tp])
@@ -156,7 +156,7 @@ def thorax(body: RestBody, sp: Spine) -> tuple[list[PartGeom], np.ndarray]:
             ctrl = np.concatenate([[head, tub], pts[k, si, : n_end + 1 - (1 if k < 10 else 0)]])
             rib = f"rib_{side}_{k + 1}"
             r = (0.0045 if k > 0 else 0.0055) * s
-            parts += tube(body, rib, sp.rig[tidx[k]], ctrl, r, r * 1.5, up=UP, n=16, n_around=8)
+            parts += tube(body, rib, sp.rig[tidx[k]], ctrl, r, r * 1.5, up=UP, n=14, n_around=6)
             if k + 1 in CARTILAGE_RIBS:
                 a = ctrl[-1]
                 if k < 7:
@@ -202,7 +202,7 @@ def skull(body: RestBody, sp: Spine) -> list[PartGeom]:
     dirs = np.array([[1.0, 0, 0], [-1.0, 0, 0], [0, 1.0, 0], [0, -1.0, 0], [0, 0, 1.0]])
     dd = body.depth(np.tile(o, (5, 1)), dirs)
     scalp = 0.006 * s + 0.04 * dd
-    ax = min(dd[0] - scalp[0], dd[1] - scalp[1])
+    ax = 0.92 * min(dd[0] - scalp[0], dd[1] - scalp[1])
     yc = o[1] + 0.5 * ((dd[2] - scalp[2]) - (dd[3] - scalp[3]))
     ay = 0.5 * ((dd[2] - scalp[2]) + (dd[3] - scalp[3]))
     az = dd[4] - scalp[4]
@@ -214,7 +214,8 @@ def skull(body: RestBody, sp: Spine) -> list[PartGeom]:
         phi = np.linspace(0.0, np.pi, 12)[1:-1]
         zz = np.where(phi < np.pi / 2, -np.cos(phi) * (0.55 * az - shrink), -np.cos(phi) * (az - shrink))
         path = c + zz[:, None] * UP
-        v, f = sweep(path, (ax - shrink) * np.sin(phi), (ay - shrink) * np.sin(phi), n_around=16, up=BACK)
+        low = np.where(phi < np.pi / 2, 0.85, 1.0)
+        v, f = sweep(path, (ax - shrink) * np.sin(phi) * low, (ay - shrink) * np.sin(phi), n_around=14, up=BACK)
         v[-2] = c - UP * (0.55 * az - shrink)
         v[-1] = c + UP * (az - shrink)
         return v, f
@@ -225,8 +226,8 @@ def skull(body: RestBody, sp: Spine) -> list[PartGeom]:
     fz = eye[2] - 0.025 * s
     fo = np.array([0.0, yc, fz])
     fd = body.depth(fo[None], -BACK[None])[0]
-    fc = fo - BACK * max(fd - 0.012 * s - 0.024 * s, 0.0)
-    parts += blob(body, "facial_skeleton", head_rig, fc, np.eye(3), np.array([0.042, 0.024, 0.035]) * s, fit=0.9)
+    fc = fo - BACK * max(fd - 0.016 * s - 0.022 * s, 0.0)
+    parts += blob(body, "facial_skeleton", head_rig, fc, np.eye(3), np.array([0.038, 0.022, 0.032]) * s, fit=0.8)
     # mandible: a U from condyle to condyle through the chin
     jaw = "jaw" if body.has("jaw") else head_rig
     cz = eye[2] - 0.1 * s
@@ -235,8 +236,8 @@ def skull(body: RestBody, sp: Spine) -> list[PartGeom]:
     chin = co - BACK * max(cd - 0.012 * s, 0.0)
     ctrl = []
     for sx in (1.0, -1.0):
-        ctrl.append([np.array([sx * 0.046 * s, yc + 0.01 * s, eye[2] - 0.035 * s]),
-                     np.array([sx * 0.046 * s, yc + 0.004 * s, cz + 0.004 * s]),
+        ctrl.append([np.array([sx * 0.04 * s, yc + 0.01 * s, eye[2] - 0.035 * s]),
+                     np.array([sx * 0.04 * s, yc + 0.004 * s, cz + 0.004 * s]),
                      np.array([sx * 0.03 * s, 0.5 * (yc + chin[1]), cz])])
     path = np.stack(ctrl[0] + [chin] + ctrl[1][::-1])
     parts += tube(body, "mandible", jaw, path, 0.0045 * s, 0.009 * s, up=UP, n=24, fit=0.6)
@@ -262,10 +263,10 @@ def pelvis(body: RestBody, sp: Spine) -> list[PartGeom]:
         lat = np.array([sx, 0.0, 0.0])
         bone = f"hip_bone_{side}"
         si_joint = np.array([sx * 0.035 * k, sp.centers[0][1] + 0.02 * s, sp.s1 - 0.02 * s])
-        crest = hip + UP * 0.1 * s + lat * 0.035 * k + BACK * 0.01 * s
+        crest = hip + UP * 0.1 * s + lat * 0.02 * k + BACK * 0.01 * s
         ctrl = np.stack([hip + UP * 0.028 * s, 0.5 * (hip + crest) + lat * 0.005 * k + UP * 0.01 * s, crest])
         wing_u = _unit(np.array([sx * 0.55, -1.0, 0.0]))
-        parts += tube(body, bone, "root", ctrl, np.array([0.022, 0.045, 0.065]) * s, np.array([0.008, 0.006, 0.006]) * s,
+        parts += tube(body, bone, "root", ctrl, np.array([0.022, 0.04, 0.055]) * s, np.array([0.008, 0.006, 0.006]) * s,
                       up=wing_u, n=12, n_around=12)
         parts += tube(body, bone, "root", np.stack([0.5 * (hip + crest) - lat * 0.01 * k + BACK * 0.02 * s, si_joint]),
                       0.013 * s, 0.007 * s, up=UP, n=8)

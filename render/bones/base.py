@@ -59,6 +59,18 @@ class RestBody:
         self.floor = float(zs.min())
         self.scale = self.height / ADULT_HEIGHT
         self._rays = None
+        self._tree = None
+
+    def skin_depth(self, points: np.ndarray) -> np.ndarray:
+        """Approximate depth below the skin (positive inside): distance to the nearest skin
+        vertex's tangent plane, signed by its outward normal."""
+        if self._tree is None:
+            from scipy.spatial import cKDTree
+
+            self._tree = cKDTree(self.skin.vertices)
+            self._normals = self.skin.vertex_normals
+        _, idx = self._tree.query(points)
+        return np.einsum("ij,ij->i", self.skin.vertices[idx] - points, self._normals[idx])
 
     def h(self, name: str) -> np.ndarray:
         return self.heads[self.index[name]]

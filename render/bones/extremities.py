@@ -28,7 +28,7 @@ def _small_long(body: RestBody, bone: str, rig: str, a: np.ndarray, b: np.ndarra
     d = b - a
     ctrl = np.stack([a + d * gap, a + d * 0.5, b - d * gap])
     return long_bone(body, bone, rig, ctrl, np.array([1.25, 0.8, 1.1]) * r, np.array([1.05, 0.75, 0.95]) * r,
-                     up=up, n=8, n_around=8, marrow=None, spongy_ends=0.3, fit=0.55)
+                     up=up, n=8, n_around=6, marrow=None, core=True, fit=0.55)
 
 
 def hands(body: RestBody) -> list[PartGeom]:
@@ -41,7 +41,7 @@ def hands(body: RestBody) -> list[PartGeom]:
         width = _perp(bases[2] - bases[5], along)  # towards the thumb
         palm = np.cross(along, width)
         hand_len = np.linalg.norm(body.t(f"finger3-3.{sfx}") - w0)
-        k = hand_len / 0.19 * 1.0
+        k = hand_len / 0.19
         rig_chain = {1: ["finger1-1", "finger1-2", "finger1-3"]}
         for d in range(2, 6):
             rig_chain[d] = [f"metacarpal{d - 1}", f"finger{d}-1", f"finger{d}-2", f"finger{d}-3"]
@@ -58,8 +58,10 @@ def hands(body: RestBody) -> list[PartGeom]:
                                  radii[d] * k, palm, gap=0.04)
             for kind, rig in zip(digit_phalanges(d, True), chain[1:]):
                 r = radii[d] * k * {"proximal": 0.9, "middle": 0.8, "distal": 0.65}[kind]
-                parts += _small_long(body, f"phalanx_{kind}_{side}_hand_{d}", f"{rig}.{sfx}",
-                                     body.h(f"{rig}.{sfx}"), body.t(f"{rig}.{sfx}"), r, palm)
+                a, b = body.h(f"{rig}.{sfx}"), body.t(f"{rig}.{sfx}")
+                if kind == "distal":  # the rig's leaf tail is the fingertip skin
+                    b = a + (b - a) * 0.6
+                parts += _small_long(body, f"phalanx_{kind}_{side}_hand_{d}", f"{rig}.{sfx}", a, b, r, palm)
         # carpals: proximal row (thumb side first) then distal row, on the wrist segment
         span = np.linalg.norm(bases[2] - bases[5]) * 1.05
         clen = max(np.linalg.norm(w1 - w0), 0.02 * k)
@@ -102,8 +104,10 @@ def feet(body: RestBody) -> list[PartGeom]:
             parts += _small_long(body, f"metatarsal_{side}_{d}", f"foot.{sfx}", base, head, radii[d] * s, UP, gap=0.05)
             for kind, rig in zip(digit_phalanges(d, True), toe_chain[d]):
                 r = radii[d] * s * {"proximal": 0.8, "middle": 0.7, "distal": 0.7}[kind]
-                parts += _small_long(body, f"phalanx_{kind}_{side}_foot_{d}", f"{rig}.{sfx}",
-                                     body.h(f"{rig}.{sfx}"), body.t(f"{rig}.{sfx}"), r, UP)
+                a, b = body.h(f"{rig}.{sfx}"), body.t(f"{rig}.{sfx}")
+                if kind == "distal":
+                    b = a + (b - a) * 0.6
+                parts += _small_long(body, f"phalanx_{kind}_{side}_foot_{d}", f"{rig}.{sfx}", a, b, r, UP)
         axes = np.stack([lat, fwd, UP])
         mid = {d: ankle + (heads[d] - ankle) * 0.45 for d in range(1, 6)}
         height = ankle[2] - floor

@@ -37,7 +37,6 @@ def upper_limbs(body: RestBody, sternal_notch: np.ndarray) -> list[PartGeom]:
         if np.dot(flex, lat) < 0:
             flex = -flex
         ml = _perp(flex, arm)
-        la = np.linalg.norm(arm)
         hr = 0.021 * s
         ctrl = np.stack([sh - _unit(arm) * 0.6 * hr, sh, sh + arm * 0.12, sh + arm * 0.5, el - arm * 0.1,
                          el + _unit(arm) * 0.008 * s])
@@ -45,7 +44,6 @@ def upper_limbs(body: RestBody, sternal_notch: np.ndarray) -> list[PartGeom]:
         rv = np.array([0.8, 1.0, 0.62, 0.55, 0.6, 0.5]) * hr
         parts += long_bone(body, f"humerus_{side}", f"upperarm01.{sfx}", ctrl, ru, rv, up=ml,
                            marrow=(0.3, 0.75), fit=0.6)
-        del la
         # forearm: the radius ends on the thumb side at the wrist, the lateral side at the elbow
         thumb = body.t(f"finger1-1.{sfx}") - body.t(f"metacarpal4.{sfx}")
         rad_w = _perp(thumb, fore)

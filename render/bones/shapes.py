@@ -45,13 +45,15 @@ def long_bone(
     marrow_frac: float = 0.55,
     spongy_ends: float = 0.14,
     fit: float = 0.7,
+    core: bool = False,
 ) -> list[PartGeom]:
     """A long bone along the smooth curve through ``control`` (M,3).
 
     ``ru``/``rv`` give the outer semi-axes at the control points (interpolated along the curve);
     the ends are rounded. Parts: the whole bone (cortical), a medullary cavity (marrow inside
     cortical) over the arc-length span ``marrow``, and a spongy core in each end's
-    ``spongy_ends`` fraction, all nested strictly inside the outer surface.
+    ``spongy_ends`` fraction, all nested strictly inside the outer surface. ``core`` replaces
+    cavity and ends by one spongy core (short bones of the hands and feet).
     """
     control = np.asarray(control, dtype=np.float64)
     s, f = rounded_profile(n, end=0.08, tip=0.35)
@@ -71,13 +73,16 @@ def long_bone(
     parts = [part(bone, rig, "cortical", "soft_tissue", outer)]
 
     def inner(a: float, b: float, scale: float, tip: float) -> tuple[np.ndarray, np.ndarray]:
-        si, fi = rounded_profile(10, end=0.25, tip=tip)
+        si, fi = rounded_profile(8, end=0.25, tip=tip)
         ss = a + (b - a) * si
         p = lerp_path(path_dense, ss)
         g = np.interp(ss, s, f)
         return sweep(p, np.interp(ss, s, ru_s) * g * fi * scale, np.interp(ss, s, rv_s) * g * fi * scale,
                      n_around=n_around, up=up)
 
+    if core:
+        parts.append(part(bone, rig, "spongy", "cortical", inner(0.05, 0.95, 0.7, 0.5)))
+        return parts
     if marrow is not None:
         parts.append(part(bone, rig, "marrow", "cortical", inner(marrow[0], marrow[1], marrow_frac, 0.5)))
     if spongy_ends:

@@ -1,0 +1,103 @@
+"""The anatomical phantom: labelled, closed bone meshes that stay inside the skin and move rigidly."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("ANNY_CACHE_DIR", os.path.expanduser("~/.cache/maskel/anny"))
+
+from render.labels import BONE_LABELS, LABEL_IDS, is_bone, label_groups  # noqa: E402
+
+body_mod = pytest.importorskip("render.body")
+from render.phantom import build_phantom  # noqa: E402
+from render.pose import sample_pose  # noqa: E402
+
+CHILD = {"gender": 0.0, "age": 0.2, "muscle": 0.3, "weight": 0.2, "height": 0.5, "proportions": 0.3}
+LARGE = {"gender": 0.0, "age": 0.75, "muscle": 0.8, "weight": 0.95, "height": 0.6, "proportions": 0.5}
+THIN = {"gender": 1.0, "age": 0.6, "muscle": 0.1, "weight": 0.05, "height": 0.3, "proportions": 0.6}
+
+
+@pytest.fixture(scope="module")
+def model():
+    return body_mod.get_body_model()
+
+
+@pytest.fixture(scope="module")
+def rest_phantom(model):
+    return build_phantom(model.pose(None, None))
+
+
+def test_labels_are_stable_and_grouped():
+    assert len(BONE_LABELS) >= 150 and max(BONE_LABELS) <= 255 and 0 not in BONE_LABELS
+    assert LABEL_IDS["cranium"] == 1 and BONE_LABELS[LABEL_IDS["vertebra_T7"]] == "vertebra_T7"
+    groups = label_groups()
+    assert groups[LABEL_IDS["rib_left_3"]] == "thorax"
+    assert groups[LABEL_IDS["phalanx_proximal_right_hand_2"]] == "hand_right"
+    assert groups[LABEL_IDS["cuboid_left"]] == "foot_left"
+    assert not is_bone(LABEL_IDS["lung_left"]) and is_bone(LABEL_IDS["femur_right"])
+
+
+def test_standing_sample_has_many_labelled_bones(rest_phantom):
+    labels = {p.label for p in rest_phantom.parts if is_bone(p.label)}
+    assert len(labels) >= 150
+    assert {p.material for p in rest_phantom.parts} <= {"cortical", "spongy", "marrow", "cartilage", "lung", "soft_tissue"}
+    assert sum(len(p.mesh.faces) for p in rest_phantom.parts) <= 60_000
+
+
+def test_every_part_is_closed_with_positive_volume(rest_phantom):
+    for p in rest_phantom.parts:
+        assert p.mesh.is_watertight, p.name
+        assert p.mesh.volume > 0, p.name
+
+
+@pytest.mark.parametrize(
+    "phenotype,kind,seed",
+    [(CHILD, "crouching", 1), (LARGE, "reaching", 2), (THIN, "arms_crossed", 3), (None, "sitting", 4)],
+)
+def test_bones_stay_inside_the_skin(model, phenotype, kind, seed):
+    body = model.pose(phenotype, sample_pose(np.random.default_rng(seed), kind))
+    ph = build_phantom(body)
+    pts = np.concatenate([p.mesh.vertices[::4] for p in ph.parts])
+    names = np.concatenate([[p.name] * len(p.mesh.vertices[::4]) for p in ph.parts])
+    outside = ~ph.skin.contains(pts)
+    assert outside.mean() < 0.002, sorted(set(names[outside]))[:10]
+
+
+def test_binding_is_rigid_and_deterministic(model):
+    ph = {"LARGE": LARGE}
+    rest = build_phantom(model.pose(ph["LARGE"], None))
+    pose = sample_pose(np.random.default_rng(5), "reaching")
+    posed = build_phantom(model.pose(ph["LARGE"], pose))
+    again = build_phantom(model.pose(ph["LARGE"], pose))
+    moved = 0
+    for a, b, c in zip(rest.parts, posed.parts, again.parts):
+        assert a.name == b.name and a.label == b.label
+        np.testing.assert_array_equal(b.mesh.vertices, c.mesh.vertices)
+        va, vb = a.mesh.vertices[::5], b.mesh.vertices[::5]
+        da = np.linalg.norm(va[:, None] - va[None], axis=-1)
+        db = np.linalg.norm(vb[:, None] - vb[None], axis=-1)
+        np.testing.assert_allclose(da, db, atol=1e-6)
+        moved += np.abs(va - vb).max() > 0.01
+    assert moved > 50  # the pose really moved bones
+
+
+def test_femur_shaft_profile_has_two_cortical_walls(rest_phantom, model):
+    body = rest_phantom.body
+    hip = body.rest_heads[body.bone_index("upperleg01.L")]
+    knee = body.rest_heads[body.bone_index("lowerleg01.L")]
+    mid = hip + 0.55 * (knee - hip)
+    parts = [p for p in rest_phantom.parts if p.name == "femur_left"]
+    origin = mid - np.array([0.0, 0.3, 0.0])
+    hits = []
+    for p in parts:
+        loc, _, _ = p.mesh.ray.intersects_location([origin], [[0.0, 1.0, 0.0]])
+        hits += [(float(np.dot(x - origin, [0, 1, 0])), p.material) for x in loc]
+    hits.sort()
+    seq = [m for _, m in hits]
+    assert seq == ["cortical", "marrow", "marrow", "cortical"], hits
+    t = [d for d, _ in hits]
+    wall1, cavity, wall2 = t[1] - t[0], t[2] - t[1], t[3] - t[2]
+    assert 0.002 < wall1 < 0.02 and 0.002 < wall2 < 0.02 and cavity > 0.005

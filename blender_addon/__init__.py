@@ -15,16 +15,21 @@ bl_info = {
     "category": "3D View",
 }
 
-from . import operators, panels, preferences, properties  # noqa: E402
 
-_MODULES = (properties, preferences, operators, panels)
+
+def _modules():
+    # Imported here, not at the top, so that `blender_addon.core` and `blender_addon.build` stay
+    # importable by plain Python (tests, build) where bpy does not exist.
+    from . import operators, panels, preferences, properties
+
+    return (properties, preferences, operators, panels)
 
 
 def register() -> None:
-    for m in _MODULES:
+    for m in _modules():
         m.register()
 
 
 def unregister() -> None:
-    for m in reversed(_MODULES):
+    for m in reversed(_modules()):
         m.unregister()

@@ -84,6 +84,7 @@ def run(argv: list[str]) -> int:
             raise ValueError("the scene has no camera; pass --camera NAME")
         client = client_mod.MaskelClient(args.server, timeout=args.timeout, token=args.token or None)
         client.health()
+        args.out = os.path.abspath(args.out)
         os.makedirs(args.out, exist_ok=True)
     except (ValueError, RuntimeError, client_mod.ServerError, OSError) as e:
         print(f"maskel batch: error: {e}", file=sys.stderr, flush=True)

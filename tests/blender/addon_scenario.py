@@ -3,7 +3,7 @@ from its built zip, adds and poses the mannequin, runs Generate X-ray against a 
 MASKEL_RESULT {json} lines for tests/test_blender_addon.py to assert on.
 
 Args after "--": --legacy-zip Z --extension-zip Z --server URL --down-url URL --mannequin server|PATH
---work DIR --save-blend PATH
+--work DIR --save-blend PATH --margin PX
 """
 
 import argparse
@@ -26,6 +26,7 @@ def parse():
     p = argparse.ArgumentParser()
     for a in ("--legacy-zip", "--extension-zip", "--server", "--down-url", "--mannequin", "--work", "--save-blend"):
         p.add_argument(a)
+    p.add_argument("--margin", type=int, default=3)
     return p.parse_args(sys.argv[sys.argv.index("--") + 1 :])
 
 
@@ -202,7 +203,7 @@ def main():
         px, py = int(j["x"]), int(j["y"])
         inside[jn] = alpha[(h - 1 - py) * w + px] >= 0.5  # Blender pixels start at the bottom row
     emit(mask_size=[w, h], xray_size=[xw, xh], mask_partial=partial, mask_body=sum(1 for a in alpha if a >= 0.5),
-         xray_nonzero=sum(1 for x in xray if x > 1.5 / 255), xray_outside=outside_count(w, h, alpha, xray, 3),
+         xray_nonzero=sum(1 for x in xray if x > 1.5 / 255), xray_outside=outside_count(w, h, alpha, xray, args.margin),
          rig=v.rig, n_joints=len(v.joints["joints"]), joints_inside=inside, timings=v.timings)  # fmt: skip
 
     # Front + side X-ray cameras in one click.

@@ -272,11 +272,18 @@ class BodyModel:
             for bone, rv in pose.rotations.items():
                 delta[names.index(bone), :3, :3] = rotvec_to_matrix(rv)
             delta[0, :3, :3] = rotvec_to_matrix(pose.root_rotation)
-        with torch.no_grad():
-            out = model(
-                pose_parameters=torch.as_tensor(delta[None], dtype=model.dtype),
-                phenotype_kwargs={k: float(v) for k, v in ph.items()},
-            )
+        # one small forward pass: extra torch threads only fight over the cores (~10x slower
+        # on a busy 2-core box), so run it single-threaded and restore the caller's setting
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with torch.no_grad():
+                out = model(
+                    pose_parameters=torch.as_tensor(delta[None], dtype=model.dtype),
+                    phenotype_kwargs={k: float(v) for k, v in ph.items()},
+                )
+        finally:
+            torch.set_num_threads(threads)
         rest_all = out["rest_vertices"][0].cpu().numpy()
         posed_all = out["vertices"][0].cpu().numpy()
         rest_mats = out["rest_bone_poses"][0].cpu().numpy()

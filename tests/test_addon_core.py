@@ -316,3 +316,55 @@ def test_local_server_reports_early_exit(tmp_path):
     with pytest.raises(ServerError, match="exited with code 3: boom: no model"):
         srv.start(wait=20)
     assert not srv.running()
+
+
+# ---------------------------------------------------------------- against the real `maskel serve`
+
+
+def _ellipse_mask(h: int, w: int) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    return ((((yy - h / 2) / (0.4 * h)) ** 2 + ((xx - w / 2) / (0.2 * w)) ** 2) <= 1).astype(np.uint8) * 255
+
+
+def test_client_round_trip_with_real_server(maskel_server):
+    client = MaskelClient(maskel_server, timeout=120)
+    health = client.health()
+    assert health["styles"] and health["resolution"] > 0
+    mask = _png(_ellipse_mask(48, 40))
+    pose = rigs.pose_json({"pelvis": (20, 30, 3, True), "head": (20, 8, 3, True)}, 40, 48)
+    res = client.xray(mask, joints=pose, style=health["styles"][0])
+    assert (res.width, res.height) == (40, 48) and png_size(res.xray_png) == (40, 48)
+    img = np.asarray(Image.open(io.BytesIO(res.xray_png)))
+    assert img.shape == (48, 40) and img.dtype == np.uint16  # 16-bit grayscale by default
+
+
+@pytest.mark.parametrize(
+    "mask,body,match",
+    [(np.zeros((32, 32), np.uint8), {}, "422"),
+     (None, {"style": "watercolour"}, "422")],
+)  # fmt: skip
+def test_client_reports_real_server_errors(maskel_server, mask, body, match):
+    client = MaskelClient(maskel_server, timeout=60)
+    png = _png(mask if mask is not None else _ellipse_mask(32, 32))
+    with pytest.raises(ServerError, match=match) as e:
+        client.xray(png, **body)
+    assert e.value.status == 422 and "\n" not in str(e.value) and "Traceback" not in str(e.value)
+
+
+def test_local_server_starts_real_maskel_with_token(tiny_checkpoint, tmp_path):
+    import sys
+
+    srv = LocalServer(sys.executable, free_port(), str(tiny_checkpoint), token="t0ken",
+                      log_path=str(tmp_path / "serve.log"))  # fmt: skip
+    try:
+        health = srv.start(wait=180)
+        assert health["resolution"] > 0 and srv.running()
+        assert MaskelClient(srv.url, token="t0ken").health()["version"]
+        with pytest.raises(ServerError, match="refused the token") as e:
+            MaskelClient(srv.url).health()
+        assert e.value.status == 401
+    finally:
+        srv.stop()
+    assert not srv.running()
+    with pytest.raises(ServerError, match="no MaSkel server"):
+        MaskelClient(srv.url).health(timeout=2)

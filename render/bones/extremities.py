@@ -56,7 +56,7 @@ def hands(body: RestBody) -> list[PartGeom]:
                 a = a + (b - a) * 0.15
             parts += _small_long(body, f"metacarpal_{side}_{d}", f"{meta_rig}.{sfx}", a, b,
                                  radii[d] * k, palm, gap=0.04)
-            for kind, rig in zip(digit_phalanges(d, True), chain[1:]):
+            for kind, rig in zip(digit_phalanges(d, True), chain[1:], strict=True):
                 r = radii[d] * k * {"proximal": 0.9, "middle": 0.8, "distal": 0.65}[kind]
                 a, b = body.h(f"{rig}.{sfx}"), body.t(f"{rig}.{sfx}")
                 if kind == "distal":  # the rig's leaf tail is the fingertip skin
@@ -102,7 +102,7 @@ def feet(body: RestBody) -> list[PartGeom]:
             base = ankle + (head - ankle) * 0.45
             base[2] = max(floor + 0.035 * s, head[2] + 0.01 * s)
             parts += _small_long(body, f"metatarsal_{side}_{d}", f"foot.{sfx}", base, head, radii[d] * s, UP, gap=0.05)
-            for kind, rig in zip(digit_phalanges(d, True), toe_chain[d]):
+            for kind, rig in zip(digit_phalanges(d, True), toe_chain[d], strict=True):
                 r = radii[d] * s * {"proximal": 0.8, "middle": 0.7, "distal": 0.7}[kind]
                 a, b = body.h(f"{rig}.{sfx}"), body.t(f"{rig}.{sfx}")
                 if kind == "distal":

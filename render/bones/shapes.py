@@ -128,7 +128,7 @@ def tube(
     r: np.ndarray | float,
     rv: np.ndarray | float | None = None,
     *,
-    up: np.ndarray = np.array([0.0, 0.0, 1.0]),
+    up: np.ndarray | tuple[float, float, float] = (0.0, 0.0, 1.0),
     n: int = 10,
     n_around: int = 8,
     material: str = "cortical",

@@ -80,12 +80,12 @@ class Camera:
             v = self.cy - self.focal_px * pc[:, 1] / d
         return np.stack([u, v, depth], axis=1)
 
-    def rays(self) -> tuple[np.ndarray, np.ndarray]:
-        """Origins and unit directions (S*S, 3), row-major over pixel centres (row = v)."""
+    def rays(self, pixels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Origins and unit directions (N, 3) through pixel centres: all S*S pixels row-major
+        (row = v), or only the given flat pixel indices (row * S + column)."""
         s = self.size
-        c = np.arange(s, dtype=np.float64) + 0.5
-        vv, uu = np.meshgrid(c, c, indexing="ij")
-        uu, vv = uu.ravel(), vv.ravel()
+        flat = np.arange(s * s) if pixels is None else np.asarray(pixels, dtype=np.int64)
+        uu, vv = flat % s + 0.5, flat // s + 0.5
         cam_to_world = self.rotation.T
         if self.projection == "orthographic":
             local = np.stack([(uu - self.cx) * self.scale, -(vv - self.cy) * self.scale, np.zeros_like(uu)], 1)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.ndimage import binary_dilation
 
 from maskel import MaskelError
 from maskel.atomic import atomic_write_json
@@ -115,7 +116,7 @@ def generate_sample(index: int, seed: int, size: int) -> RenderedSample:
     cam = sample_camera(rng, phantom.skin.vertices, size)
     mask = render_mask(phantom.skin, cam)
     t3 = time.perf_counter()
-    drr = render_drr(phantom.skin, phantom.parts, cam)
+    drr = render_drr(phantom.skin, phantom.parts, cam, region=binary_dilation(mask, iterations=2))
     joints = project_joints(phantom.joints3d, phantom.skin, cam)
     t4 = time.perf_counter()
     times.update(pose=t1 - t0, phantom=t2 - t1, silhouette=t3 - t2, drr=t4 - t3)

@@ -129,6 +129,20 @@ def test_mask_is_binary_and_equals_soft_tissue_thickness(projection):
         assert disagree <= max(2, 0.002 * mask.sum()), disagree
 
 
+def test_casting_only_in_a_region_gives_the_same_image_there():
+    skin, parts = torso_like(np.random.default_rng(4))
+    cam = sample_camera(np.random.default_rng(1), skin.vertices, 96)
+    full = render_drr(skin, parts, cam)
+    region = np.zeros((96, 96), bool)
+    region[20:70, 10:60] = True
+    part = render_drr(skin, parts, cam, region=region)
+    inner = np.zeros_like(region)
+    inner[22:68, 12:58] = True  # away from the region's border (repairs look at neighbours)
+    np.testing.assert_allclose(part.radiograph[inner], full.radiograph[inner], atol=1e-6)
+    np.testing.assert_array_equal(part.labels[inner], full.labels[inner])
+    assert part.thickness_cm[~region].max() == 0
+
+
 def test_mask_does_not_depend_on_winding():
     sphere = trimesh.creation.icosphere(3, radius=0.2)
     flipped = trimesh.Trimesh(sphere.vertices, sphere.faces[:, ::-1], process=False)

@@ -28,7 +28,12 @@ from tests._addon_helpers import (
 
 pytestmark = pytest.mark.blender
 KINDS = ["blender", "bpy"]
-MARGIN_PX = 2  # maskel.infer's documented dilation of the silhouette (DEFAULT_MARGIN_PX)
+MARGIN_PX = 2
+FRAME_CORNERS = [0, 0, 1, 0, 1, 1, 0, 1]  # world_to_camera_view of the plane's four corners
+
+
+def _flat(uv: list[list[float]]) -> list[float]:
+    return [c for p in uv for c in p]  # maskel.infer's documented dilation of the silhouette (DEFAULT_MARGIN_PX)
 
 
 @pytest.fixture(scope="module")
@@ -68,20 +73,26 @@ def _require(kind: str) -> None:
 
 @pytest.fixture(scope="module")
 def mannequin_source(maskel_server, tmp_path_factory) -> str:
-    """'server' when the server builds the anny mannequin; else a box-figure JSON file (same format)."""
+    """'server' (the anny mannequin from GET /v1/mannequin); a box-figure JSON file of the same format
+    only where render.mannequin is not installed."""
+    import importlib.util
+
     from blender_addon.core.client import MaskelClient, ServerError
 
     try:
-        MaskelClient(maskel_server, timeout=300).mannequin()
+        data = MaskelClient(maskel_server, timeout=300).mannequin()
+        assert len(data["vertices"]) > 1000 and data["joint_map"]
         return "server"
     except ServerError:
+        if importlib.util.find_spec("render.mannequin") is not None:
+            raise
         path = tmp_path_factory.mktemp("mannequin") / "box_mannequin.json"
         path.write_text(json.dumps(box_mannequin()))
         return str(path)
 
 
 @pytest.fixture(scope="module", params=KINDS)
-def scenario(request, zips, maskel_server, mannequin_source, tmp_path_factory):
+def scenario(request, zips, maskel_server, mannequin_source, tiny_checkpoint, tmp_path_factory):
     kind = request.param
     _require(kind)
     home = tmp_path_factory.mktemp(f"home_{kind}")
@@ -90,6 +101,7 @@ def scenario(request, zips, maskel_server, mannequin_source, tmp_path_factory):
         "--legacy-zip", str(zips[0]), "--extension-zip", str(zips[1]), "--server", maskel_server,
         "--down-url", "http://127.0.0.1:9", "--mannequin", mannequin_source, "--work", str(home / "work"),
         "--save-blend", str(blend), "--margin", str(MARGIN_PX + 1),
+        "--host-python", sys.executable, "--checkpoint", str(tiny_checkpoint),
     ], home, timeout=600)  # fmt: skip
     res = results(proc)
     assert proc.returncode == 0, f"{kind} scenario failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
@@ -112,7 +124,7 @@ def test_mannequin_is_rigged_and_skinned(scenario):
 
 def test_generate_puts_a_plane_exactly_on_the_camera_frame(scenario):
     assert scenario["generate"] == ["FINISHED"]
-    assert scenario["plane_uv"] == pytest.approx([[0, 0], [1, 0], [1, 1], [0, 1]], abs=1e-5)
+    assert _flat(scenario["plane_uv"]) == pytest.approx(FRAME_CORNERS, abs=1e-5)
     assert scenario["plane_parent"] == "ShotCam"
     assert scenario["background"] == ["MaSkel X-ray ShotCam"]
     assert scenario["image_size"] == [256, 192]  # 640x480 frame aspect, long side = resolution
@@ -142,7 +154,7 @@ def test_front_and_side_cameras_in_one_click(scenario):
     assert scenario["create_cameras"] == ["FINISHED"] and scenario["generate_two"] == ["FINISHED"]
     assert scenario["xcam_types"] == ["ORTHO", "ORTHO"]
     for view in ("front", "side"):
-        assert scenario["xcam_plane_uv"][view] == pytest.approx([[0, 0], [1, 0], [1, 1], [0, 1]], abs=1e-5)
+        assert _flat(scenario["xcam_plane_uv"][view]) == pytest.approx(FRAME_CORNERS, abs=1e-5)
 
 
 def test_clear_error_messages(scenario):
@@ -153,6 +165,12 @@ def test_clear_error_messages(scenario):
     assert e["empty_mask"].startswith("empty mask")
     assert "outside the view" in e["operator"]
     assert all("Traceback" not in m for m in e.values())
+
+
+def test_preferences_start_and_stop_a_local_server(scenario):
+    assert scenario["local_server"] == ["FINISHED"]
+    assert scenario["local_url"].startswith("http://127.0.0.1:") and scenario["local_health"]
+    assert scenario["after_disable"] == "unreachable"  # disabling the add-on stopped the child process
 
 
 def _batch(scenario, batch_py: str, out: Path, frames: str, server: str) -> subprocess.CompletedProcess:

@@ -27,6 +27,8 @@ def parse():
     for a in ("--legacy-zip", "--extension-zip", "--server", "--down-url", "--mannequin", "--work", "--save-blend"):
         p.add_argument(a)
     p.add_argument("--margin", type=int, default=3)
+    p.add_argument("--host-python", default="")
+    p.add_argument("--checkpoint", default="")
     return p.parse_args(sys.argv[sys.argv.index("--") + 1 :])
 
 
@@ -270,6 +272,39 @@ def main():
     scene.frame_start, scene.frame_end = 1, 3
     bpy.ops.wm.save_as_mainfile(filepath=args.save_blend)
     emit(saved=args.save_blend, addon_dir=os.path.dirname(mod.__file__))
+
+    if args.host_python:
+        local_server(args, name, client_mod)
+
+
+def local_server(args, name, client_mod):
+    """Preferences > Start local server (a child `python -m maskel serve`), then disabling the add-on stops it."""
+    prefs = bpy.context.preferences.addons[name].preferences
+    prefs.python_path = args.host_python
+    prefs.checkpoint = args.checkpoint
+    prefs.port = _free_port()
+    prefs.start_wait = 180
+    res = bpy.ops.maskel.start_server()
+    url = prefs.server_url
+    health = client_mod.MaskelClient(url, timeout=10).health()
+    state = sys.modules[name + ".state"]
+    pid = state.local_server.proc.pid
+    bpy.ops.preferences.addon_disable(module=name)
+    try:
+        client_mod.MaskelClient(url, timeout=5).health()
+        after = "still answering"
+    except client_mod.ServerError as e:
+        after = e.code
+    emit(local_server=sorted(res), local_url=url, local_health=health.get("version"), local_pid=pid,
+         after_disable=after)
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 try:

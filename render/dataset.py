@@ -3,9 +3,11 @@
     python -m render.dataset --n N --size S --out DIR --seed K [--shard i/n] [--workers W]
     python -m render.dataset merge DIR [--partial]
 
-Sample `index` of a dataset with seed K draws everything from numpy's RNG seeded with
-(K, index), so a sample is the same whatever the worker count or sharding. Shard i/n makes
-the indices with index % n == i and appends to its own manifest part
+Sample `index` of a dataset with seed K draws its pose and camera from numpy's RNG seeded
+with (K, index) and its body shape from one seeded with (K, index // BODY_GROUP) - each body
+shape is reused for BODY_GROUP consecutive samples, so a worker builds its skeleton once per
+group - so a sample is the same whatever the worker count or sharding. Shard i/n makes the
+samples whose group (index // BODY_GROUP) % n == i and appends to its own manifest part
 (manifest.shard-0000i-of-0000n.jsonl; an unsharded run is shard 0/1). Sample files are
 written atomically and a record is appended only once all its files are in place, so after
 Ctrl-C or a kill a rerun of the same command keeps complete samples and redoes the rest. When
@@ -38,6 +40,7 @@ from maskel.imageio import save_gray, save_mask, save_u8
 STYLES = ["radiograph", "dxa"]
 META = "dataset.json"
 MAX_SIZE = 2048
+BODY_GROUP = 4
 _PART_RE = re.compile(r"manifest\.shard-(\d{5})-of-(\d{5})\.jsonl$")
 
 
@@ -54,8 +57,17 @@ class RenderedSample:
 
 
 def sample_rng(seed: int, index: int) -> np.random.Generator:
-    """The RNG of one sample: a function of (dataset seed, sample index) only."""
+    """The RNG of one sample's pose and camera: a function of (dataset seed, index) only."""
     return np.random.default_rng([int(seed), int(index)])
+
+
+def body_rng(seed: int, index: int) -> np.random.Generator:
+    """The RNG of the body shape shared by samples index // BODY_GROUP (a separate stream)."""
+    return np.random.default_rng([int(seed), int(index) // BODY_GROUP, 0xB0D1])
+
+
+def shard_indices(n: int, shard: int, shards: int) -> list[int]:
+    return [i for i in range(n) if (i // BODY_GROUP) % shards == shard]
 
 
 def project_joints(joints3d: dict[str, np.ndarray], skin, cam) -> np.ndarray:
@@ -107,7 +119,7 @@ def generate_sample(index: int, seed: int, size: int) -> RenderedSample:
     rng = sample_rng(seed, index)
     times: dict[str, float] = {}
     t0 = time.perf_counter()
-    phenotype = sample_phenotype(rng)
+    phenotype = sample_phenotype(body_rng(seed, index))
     pose = sample_pose(rng)
     body = get_body_model().pose(phenotype, pose)
     t1 = time.perf_counter()
@@ -207,7 +219,7 @@ def _results(todo: list[int], root: Path, seed: int, size: int, workers: int) ->
         return
     with mp.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
         try:
-            yield from pool.imap_unordered(_work, jobs)
+            yield from pool.imap_unordered(_work, jobs, chunksize=BODY_GROUP)
         finally:
             pool.terminate()
 
@@ -219,7 +231,7 @@ def generate(root: Path, n: int, size: int, seed: int, shard: int = 0, shards: i
 
     root.mkdir(parents=True, exist_ok=True)
     _check_meta(root, n, size, seed)
-    mine = list(range(shard, n, shards))
+    mine = shard_indices(n, shard, shards)
     part = part_path(root, shard, shards)
     done = {r["index"] for r in load_part(part)}
     todo = [i for i in mine if i not in done]
@@ -235,7 +247,7 @@ def generate(root: Path, n: int, size: int, seed: int, shard: int = 0, shards: i
 def maybe_merge(root: Path, n: int, shards: int) -> bool:
     """Merge the parts into manifest.jsonl when all `shards` parts hold all their samples."""
     parts = [part_path(root, i, shards) for i in range(shards)]
-    if all(len(load_part(p)) == len(range(i, n, shards)) for i, p in enumerate(parts)):
+    if all(len(load_part(p)) == len(shard_indices(n, i, shards)) for i, p in enumerate(parts)):
         merge_manifests(root, parts)
         return True
     return False
@@ -279,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument("--size", type=int, default=256, help="image size in pixels (square)")
         ap.add_argument("--out", type=Path, required=True, help="dataset folder")
         ap.add_argument("--seed", type=int, default=0)
-        ap.add_argument("--shard", default="0/1", help="i/n: make only the indices with index %% n == i")
+        ap.add_argument("--shard", default="0/1", help=f"i/n: make only the samples with (index // {BODY_GROUP}) %% n == i")
         ap.add_argument("--workers", type=int, default=1, help="worker processes")
         a = ap.parse_args(argv)
         if a.n < 1:

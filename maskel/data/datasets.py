@@ -167,7 +167,7 @@ def load_paired(root: str | os.PathLike, resolution: int, progress: bool = True)
     """Read and frame a whole dataset (either layout) into memory."""
     layout, refs, styles, names = find_refs(root)
     data = PairedData(root=Path(root), layout=layout, styles=styles, label_names=names)
-    for ref in tqdm(refs, desc="framing samples", unit="sample", disable=not progress, leave=False):
+    for ref in tqdm(refs, desc="framing samples", unit="sample", disable=None if progress else True, leave=False):
         data.samples.append(frame_sample(ref, styles, resolution))
     return data
 

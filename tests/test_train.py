@@ -1,0 +1,179 @@
+"""The trainer through its CLI: both stages end to end on both data layouts, exact resume after
+SIGKILL, a 2-process torchrun (gloo) run, and one-line errors for bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import tomllib
+import torch
+from safetensors.torch import load_file
+
+from maskel.imageio import save_gray
+from maskel.models import load_generator
+from maskel.train import CONFIG_DIR, load_config, main
+from tests._train_helpers import REPO, run_train, write_manifest_dataset, write_upstream_dataset
+
+
+def _ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def _dump_toml(d: dict, prefix: str = "") -> list[str]:
+    """A nested dict of scalars/lists as TOML (enough for our presets)."""
+    out = [f"{k} = {json.dumps(v)}" for k, v in d.items() if not isinstance(v, dict)]
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out += ["", f"[{prefix}{k}]", *_dump_toml(v, f"{prefix}{k}.")]
+    return out
+
+
+def write_config(path: Path, **overrides: dict) -> Path:
+    """The tiny preset with some keys of some [sections] replaced, as a TOML file."""
+    cfg = tomllib.loads((CONFIG_DIR / "tiny.toml").read_text())
+    for section, values in overrides.items():
+        cfg[section].update(values)
+    path.write_text("\n".join(_dump_toml(cfg)) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A manifest dataset and a stage-1 run on it through the CLI (shared by the tests below)."""
+    root = tmp_path_factory.mktemp("train")
+    data = write_manifest_dataset(root / "data", n=12, size=48)
+    _ok(run_train("stage1", "--config", "tiny", "--data", str(data), "--out", str(root / "s1")))
+    return {"root": root, "data": data, "s1": root / "s1" / "last.safetensors"}
+
+
+def test_stage1_then_stage2_end_to_end(work: dict[str, Path]):
+    s1 = work["s1"].parent
+    assert {"last.safetensors", "last.json", "best.safetensors", "state.safetensors", "metrics.jsonl"} <= {p.name for p in s1.iterdir()}
+    assert sorted(p.name for p in (s1 / "samples").iterdir()) == ["step-000006.png", "step-000012.png"]
+    recs = [json.loads(x) for x in (s1 / "metrics.jsonl").read_text().splitlines()]
+    train = [r["loss"] for r in recs if r["kind"] == "train"]
+    assert train[-1] < 0.7 * train[0], train  # the MAE learns
+    out = work["root"] / "s2"
+    proc = _ok(run_train("stage2", "--config", "tiny", "--data", str(work["data"]), "--out", str(out), "--stage1", str(work["s1"])))
+    assert "stage2: 12 steps" in proc.stdout
+    gen, meta = load_generator(out / "last.safetensors")
+    assert meta["stage"] == "stage2" and meta["step"] == 12 and meta["pose_channel"] is True
+    assert meta["data"]["samples"] == 12 and "ssim" in meta["metrics"] and "bone_dice" in meta["metrics"]
+    # only what generation needs: no discriminator, no MAE
+    assert not any(k.startswith(("disc", "mae")) for k in load_file(out / "last.safetensors"))
+    with torch.no_grad():
+        y = gen(torch.ones(1, 1, 32, 32), torch.zeros(1, 1, 32, 32))
+    assert y["xray"].shape == (1, 2, 32, 32) and y["labels"].shape == (1, 4, 32, 32)
+    recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert any("adv" in r and "d_loss" in r for r in recs if r["kind"] == "train")  # GAN active after warm-up
+
+
+def test_upstream_layout_end_to_end(tmp_path: Path):
+    data = write_upstream_dataset(tmp_path / "up", n=10, size=40)
+    assert main(["stage1", "--data", str(data), "--out", str(tmp_path / "s1"), "--steps", "3"]) == 0
+    assert main(["stage2", "--data", str(data), "--out", str(tmp_path / "s2"), "--steps", "3", "--stage1", str(tmp_path / "s1" / "last")]) == 0
+    gen, meta = load_generator(tmp_path / "s2" / "last.json")
+    assert meta["styles"] == ["dxa"] and meta["pose_channel"] is False
+    with torch.no_grad():
+        y = gen(torch.ones(2, 1, 32, 32), None)
+    assert set(y) == {"xray"} and y["xray"].shape == (2, 1, 32, 32)
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(work: dict[str, Path]):
+    root = work["root"]
+    loss = {**load_config("tiny")["stage2"]["loss"], "adv_warmup": 2}  # the GAN trains before the kill
+    cfg = write_config(root / "resume.toml", stage2={"steps": 9, "ckpt_every": 3, "val_every": 4, "loss": loss})
+    args = ["stage2", "--config", str(cfg), "--data", str(work["data"]), "--stage1", str(work["s1"])]
+    _ok(run_train(*args, "--out", str(root / "full")))
+    killed = root / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "maskel.train", *args, "--out", str(killed)], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    state = killed / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and json.loads(state.read_text())["extra"]["step"] >= 3:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = json.loads(state.read_text())["extra"]["step"]
+    assert 3 <= killed_at < 9
+    _ok(run_train(*args, "--out", str(killed), "--resume"))
+    a, b = load_file(root / "full" / "last.safetensors"), load_file(killed / "last.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6, rtol=0), k
+    sa, sb = load_file(root / "full" / "state.safetensors"), load_file(killed / "state.safetensors")
+    for k in sa:  # discriminator and optimiser moments too
+        assert torch.allclose(sa[k].float(), sb[k].float(), atol=1e-6, rtol=0), k
+    steps = [json.loads(x)["step"] for x in (killed / "metrics.jsonl").read_text().splitlines() if '"train"' in x]
+    assert steps == list(range(1, 10))  # the killed run's extra lines were dropped on resume
+
+
+def test_torchrun_two_processes_gloo(work: dict[str, Path]):
+    out = work["root"] / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "maskel.train",
+           "stage2", "--config", "tiny", "--data", str(work["data"]), "--stage1", str(work["s1"]), "--out", str(out),
+           "--steps", "7", "--device", "cpu"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    gen, meta = load_generator(out / "last.safetensors")
+    assert meta["step"] == 7
+    recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs if r["kind"] == "train"] == list(range(1, 8))  # rank 0 logs alone
+
+
+# --- bad inputs: one line, exit code 2 -------------------------------------------------------
+
+
+def _one_line_error(capsys: pytest.CaptureFixture, argv: list[str], expect: str) -> None:
+    rc = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and err[0].startswith("error: ") and expect in err[0], err
+
+
+def test_empty_data_dir(tmp_path: Path, capsys: pytest.CaptureFixture):
+    (tmp_path / "empty").mkdir()
+    _one_line_error(capsys, ["stage1", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "o")], "no samples in")
+
+
+def test_mask_xray_size_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture):
+    data = write_upstream_dataset(tmp_path / "up", n=4, size=40)
+    save_gray(data / "2" / "skeleton.png", torch.zeros(30, 30).numpy())
+    _one_line_error(capsys, ["stage1", "--data", str(data), "--out", str(tmp_path / "o")], "sample 2: skeleton.png is 30x30 but the mask is 40x40")
+
+
+def test_corrupt_png_through_the_cli(tmp_path: Path):
+    data = write_manifest_dataset(tmp_path / "d", n=4, size=40)
+    (data / "samples" / "000001" / "dxa.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    proc = run_train("stage1", "--data", str(data), "--out", str(tmp_path / "o"))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert lines[-1].startswith("error: ") and "000001" in lines[-1] and "dxa" in lines[-1], proc.stderr
+
+
+def test_stage1_checkpoint_of_wrong_stage_or_resolution(work: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture):
+    s2 = work["root"] / "s2" / "last.safetensors"
+    if not s2.exists():  # this test may run alone
+        _ok(run_train("stage2", "--data", str(work["data"]), "--out", str(s2.parent), "--stage1", str(work["s1"]), "--steps", "1"))
+    base = ["stage2", "--data", str(work["data"]), "--out", str(tmp_path / "o")]
+    _one_line_error(capsys, [*base, "--stage1", str(s2)], "a stage2 checkpoint, but a stage1 checkpoint is needed")
+    cfg64 = tmp_path / "c64.toml"
+    cfg64.write_text((CONFIG_DIR / "tiny.toml").read_text().replace("resolution = 32", "resolution = 64"))
+    _one_line_error(capsys, [*base, "--config", str(cfg64), "--stage1", str(work["s1"])], "trained at 32px, but this run uses 64px")
+    _one_line_error(capsys, [*base, "--stage1", str(tmp_path / "nope.safetensors")], "checkpoint not found")
+
+
+def test_resume_without_state(work: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture):
+    _one_line_error(capsys, ["stage1", "--data", str(work["data"]), "--out", str(tmp_path / "o"), "--resume"], "no training state")

@@ -116,7 +116,8 @@ def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     return out
 
 
-def _pose_array(pose: dict[str, Any], shape: tuple[int, int]) -> np.ndarray:
+def pose_array(pose: dict[str, Any], shape: tuple[int, int]) -> np.ndarray:
+    """Pose JSON -> (J, 4) array, checked against the (H, W) of the mask it belongs to."""
     if not isinstance(pose, dict):
         raise MaskelError("joints must be a pose JSON object")
     arr = joints_to_array(pose)
@@ -221,7 +222,7 @@ class Predictor:
             if pose is None:
                 p = np.zeros_like(m)
             else:
-                arr = _pose_array(pose, mask.shape)
+                arr = pose_array(pose, mask.shape)
                 present = np.any(arr != 0, axis=1)
                 framed = frame_points(arr, frame, self.resolution)
                 framed[~present] = 0.0

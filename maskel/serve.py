@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from maskel import MaskelError, __version__
 from maskel.imageio import encode_gray, encode_u8, load_mask
-from maskel.infer import Predictor
+from maskel.infer import Predictor, pose_array
 from maskel.serve_batcher import Batcher, Job, QueueFull
 from maskel.serve_guard import Guard
 
@@ -202,6 +202,11 @@ def create_app(predictor: Predictor, max_batch: int = 8, queue_size: int = 64, m
         except MaskelError as e:
             raise ApiError(422, "unknown_style", str(e)) from None
         mask, note = await run_in_threadpool(decode_mask, req.mask, max_pixels)
+        if req.joints is not None:  # checked even when the model has no pose channel
+            try:
+                pose_array(req.joints, mask.shape)
+            except MaskelError as e:
+                raise ApiError(422, "bad_joints", str(e)) from None
         t1 = time.perf_counter()
         job = Job(mask=mask, joints=req.joints, style=req.style, seed=req.seed, labels=req.labels)
         try:

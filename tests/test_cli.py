@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -120,3 +121,27 @@ def test_train_and_mannequin_are_delegated(tmp_path: Path, capsys: pytest.Captur
     assert code == 0, err
     data = json.loads(out.read_text())
     assert data["format"] == "maskel-mannequin/1" and data["bones"]
+
+
+def test_ctrl_c_exits_130_without_a_traceback(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    src = tmp_path / "frames"
+    src.mkdir()
+    m = body_mask(600, 600)
+    for i in range(200):
+        save_mask(src / f"f{i:04d}.png", np.roll(m, i, axis=1))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "maskel", "generate", str(src), "--out", str(tmp_path / "out"), "--batch", "1",
+         "--checkpoint", str(tiny_checkpoint)],
+        cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    seen = ""
+    while "generating" not in seen:  # the progress bar is up: the model is loaded, work is under way
+        chunk = proc.stderr.read(1)
+        assert chunk, f"exited early: {seen}"
+        seen += chunk
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(60) == 130
+    assert "interrupted" in rest and "Traceback" not in seen + rest
+    assert len(list((tmp_path / "out").glob("*.png"))) < 200

@@ -146,8 +146,8 @@ def test_bad_inputs_get_json_errors_and_the_server_survives(maskel_server: str) 
         ({"mask": good, "style": "ct"}, 422, "unknown_style"),
         ({"mask": good, "bits": 12}, 422, "invalid_request"),
         ({"mask": good, "seed": -1}, 422, "invalid_request"),
-        ({"mask": good, "joints": {"joints": [{"name": "tail", "x": 1, "y": 2}]}}, 422, None),
-        ({"mask": good, "joints": {"width": 10, "height": 10, "joints": []}}, 422, None),
+        ({"mask": good, "joints": {"joints": [{"name": "tail", "x": 1, "y": 2}]}}, 422, "bad_joints"),
+        ({"mask": good, "joints": {"width": 10, "height": 10, "joints": []}}, 422, "bad_joints"),
     ]
     for payload, status, code in cases:
         assert_error(httpx.post(url, json=payload, timeout=60), status, code)

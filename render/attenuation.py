@@ -1,22 +1,25 @@
 """Material constants for the DRR: X-ray attenuation (radiograph style) and bone mineral (DXA style).
 
-Linear attenuation coefficients mu (/cm) at an effective photon energy of ~60 keV, the mean
-energy of a typical diagnostic beam (~100-120 kVp, filtered). Each is mass attenuation
-mu/rho of the ICRU-44 tissue composition as tabulated by NIST XCOM (Hubbell & Seltzer, NIST
-Standard Reference Database 126, Table 4) times the tissue density; spongiosa and costal
-cartilage follow ICRP-110 reference densities. They are approximations good to about the
-second digit (see DESIGN.md section 6), which is all a synthetic look-alike needs:
+Linear attenuation coefficients mu (/cm) at an effective photon energy of ~40 keV, the mean
+energy of a filtered ~70-80 kVp beam as used for skeletal (limb, spine, pelvis) radiography.
+Each is the mass attenuation mu/rho of the ICRU-44 tissue composition as tabulated by NIST XCOM
+(Hubbell & Seltzer, NIST Standard Reference Database 126, Table 4) times the tissue density;
+spongiosa and costal cartilage follow ICRP-110 reference densities. They are approximations
+good to about the second digit, which is all a synthetic look-alike needs. At ~60 keV (the
+values in DESIGN.md section 6: soft 0.21, cortical 0.60 /cm) bone/soft contrast is ~2.8; at
+40 keV it is ~4.5, which is why skeletal radiographs are taken at lower kVp and why bones are
+clearly visible in them:
 
 ==============  ============  ==============  =========
 material        mu/rho cm2/g  density g/cm3   mu /cm
 ==============  ============  ==============  =========
-soft_tissue     0.205         1.06            0.217
-adipose         0.197         0.95            0.187
-cortical        0.315         1.92            0.605
-spongy          0.238         1.18            0.281
-marrow          0.204         1.03            0.210
-cartilage       0.208         1.10            0.229
-lung            0.205         0.26            0.053
+soft_tissue     0.269         1.06            0.285
+adipose         0.253         0.95            0.240
+cortical        0.666         1.92            1.279
+spongy          0.42          1.18            0.50
+marrow          0.262         1.03            0.270
+cartilage       0.280         1.10            0.308
+lung            0.269         0.26            0.070
 air             ~0            ~0              0
 ==============  ============  ==============  =========
 
@@ -33,13 +36,13 @@ MATERIALS: tuple[str, ...] = (
 )  # fmt: skip
 
 MU_PER_CM: dict[str, float] = {
-    "soft_tissue": 0.217,
-    "adipose": 0.187,
-    "cortical": 0.605,
-    "spongy": 0.281,
-    "marrow": 0.210,
-    "cartilage": 0.229,
-    "lung": 0.053,
+    "soft_tissue": 0.285,
+    "adipose": 0.240,
+    "cortical": 1.279,
+    "spongy": 0.50,
+    "marrow": 0.270,
+    "cartilage": 0.308,
+    "lung": 0.070,
     "air": 0.0,
 }
 
@@ -54,12 +57,12 @@ MINERAL_G_PER_CM3: dict[str, float] = {
     "air": 0.0,
 }
 
-RADIOGRAPH_GAIN = 0.16
+RADIOGRAPH_GAIN = 0.12
 """Display gain of the radiograph style: I = 1 - exp(-RADIOGRAPH_GAIN * sum mu_i L_i).
 
-With physical mu and L in cm the trunk (~25 cm of soft tissue, line integral ~5.4) would
-saturate at I = 0.996 and bone would be invisible. A detector/display maps log transmission
-into the visible range; this fixed gain does the same (trunk ~0.58, thigh ~0.4, air 0) while
+With physical mu and L in cm the trunk (~25 cm of soft tissue, line integral ~7) would
+saturate at I = 0.999 and bone would be invisible. A detector/display maps log transmission
+into the visible range; this fixed gain does the same (trunk ~0.57, thigh ~0.4, air 0) while
 keeping the Beer-Lambert ordering (more attenuation = brighter). Fixed, never per image.
 """
 

@@ -24,6 +24,10 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(n, 1e-12)
 
 
+def _dot(a: list[float], b: list[float]) -> float:
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+
+
 def frames(path: np.ndarray, up: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rotation-minimising frames (double reflection) along ``path`` (N,3).
 
@@ -41,16 +45,22 @@ def frames(path: np.ndarray, up: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     if np.linalg.norm(u0) < 1e-6:  # up parallel to the path: pick any perpendicular
         alt = np.array([1.0, 0.0, 0.0]) if abs(tang[0][0]) < 0.9 else np.array([0.0, 1.0, 0.0])
         u0 = alt - tang[0] * np.dot(alt, tang[0])
-    us = np.empty_like(path)
-    us[0] = _unit(u0)
-    for i in range(len(path) - 1):
-        v1 = seg[i]
-        c1 = max(float(v1 @ v1), 1e-18)
-        r_l = us[i] - (2.0 / c1) * (v1 @ us[i]) * v1
-        t_l = tang[i] - (2.0 / c1) * (v1 @ tang[i]) * v1
-        v2 = tang[i + 1] - t_l
-        c2 = float(v2 @ v2)
-        us[i + 1] = r_l - (2.0 / c2) * (v2 @ r_l) * v2 if c2 > 1e-18 else r_l
+    # The recurrence runs on plain floats: numpy's per-call overhead on 3-vectors made this loop
+    # the phantom builder's hottest spot (~1300 sweeps per body).
+    u = tuple(_unit(u0).tolist())
+    out = [u]
+    for v1, t0, t1 in zip(seg.tolist(), tang[:-1].tolist(), tang[1:].tolist(), strict=True):
+        k1 = 2.0 / max(_dot(v1, v1), 1e-18)
+        du, dt = k1 * _dot(v1, u), k1 * _dot(v1, t0)
+        r_l = [u[j] - du * v1[j] for j in range(3)]
+        v2 = [t1[j] - (t0[j] - dt * v1[j]) for j in range(3)]
+        c2 = _dot(v2, v2)
+        if c2 > 1e-18:
+            k2 = 2.0 / c2 * _dot(v2, r_l)
+            r_l = [r_l[j] - k2 * v2[j] for j in range(3)]
+        u = r_l
+        out.append(u)
+    us = np.array(out)
     us = _unit(us - tang * np.sum(us * tang, axis=1, keepdims=True))
     return tang, us, np.cross(tang, us)
 

@@ -177,3 +177,20 @@ def test_stage1_checkpoint_of_wrong_stage_or_resolution(work: dict[str, Path], t
 
 def test_resume_without_state(work: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture):
     _one_line_error(capsys, ["stage1", "--data", str(work["data"]), "--out", str(tmp_path / "o"), "--resume"], "no training state")
+
+
+def test_ctrl_c_saves_state_and_exits_cleanly(work: dict[str, Path]):
+    out = work["root"] / "interrupted"
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "maskel.train", "stage1", "--data", str(work["data"]), "--out", str(out),
+                             "--steps", "100000"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted at step ")
+    step = json.loads((out / "state.json").read_text())["extra"]["step"]
+    assert step >= 2 and json.loads((out / "last.json").read_text())["step"] == step

@@ -274,3 +274,13 @@ def test_dataset_reads_frames_and_splits(tmp_path: Path):
     view.set_epoch(1)
     assert any(not torch.equal(a[k], view[0][k]) for k in ("mask", "xray"))
     assert a["pose"].max() > 0  # joints were drawn
+
+
+def test_pose_dropout_removes_the_joints():
+    joints = np.zeros((22, 4), np.float32)
+    joints[0] = [5, 5, 1, 1]
+    args = (np.ones((8, 8), np.float32), np.zeros((1, 8, 8), np.float32), np.zeros((8, 8), np.uint8), joints, mirror_label_table({}))
+    rng = np.random.default_rng(0)
+    assert augment_sample(rng, AugmentConfig(flip=0, scale=0, shift=0, rotate_deg=0, pose_dropout=1.0), *args)[3] is None
+    kept = augment_sample(rng, AugmentConfig(flip=0, scale=0, shift=0, rotate_deg=0, pose_dropout=0.0), *args)[3]
+    assert np.array_equal(kept, joints)

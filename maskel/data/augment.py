@@ -27,6 +27,7 @@ class AugmentConfig:
     scale: float = 0.05  # scale drawn from [1 - scale, 1 + scale]
     shift: float = 0.03  # shift per axis, fraction of the image size
     rotate_deg: float = 4.0  # rotation drawn from [-rotate_deg, rotate_deg]
+    pose_dropout: float = 0.0  # probability of dropping the joints (the model must also work unposed)
 
     @classmethod
     def from_config(cls, d: dict[str, Any] | None) -> AugmentConfig | None:
@@ -81,8 +82,11 @@ def augment_sample(
     joints: np.ndarray | None,
     mirror: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """mask (R,R) float 0/1, xray (S,R,R), labels (R,R) uint8, joints (J,4) model px -> augmented."""
+    """mask (R,R) float 0/1, xray (S,R,R), labels (R,R) uint8, joints (J,4) model px -> augmented
+    (joints None when dropped: the pose map is then all zeros, as at inference without a rig)."""
     r = mask.shape[-1]
+    if joints is not None and rng.random() < cfg.pose_dropout:
+        joints = None
     present = np.any(joints != 0, axis=1) if joints is not None else None
     if rng.random() < cfg.flip:
         mask, xray, labels = mask[:, ::-1], xray[..., ::-1], mirror[labels[:, ::-1]]

@@ -143,7 +143,8 @@ class MaskelGenerator(nn.Module):
         else:
             cond = mask
         z = self.encoder(cond)
-        q, indices, commit = self.quantizer(z)
+        with torch.autocast(z.device.type, enabled=False):  # codebook distances and EMA in float32
+            q, indices, commit = self.quantizer(z.float())
         h = self.decoder(q, cond)
         out: dict[str, Any] = {"xray": torch.sigmoid(self.to_xray(h))}
         if self.label_head is not None:

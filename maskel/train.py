@@ -274,7 +274,7 @@ class Trainer:
             with self._autocast():
                 if self.stage == "stage1":
                     out = self.model(batch["xray"])
-                    pred = self.model.reconstruct(batch["xray"], out["pred"].float())
+                    pred = self.model.reconstruct(batch["xray"], out["pred"].float(), out["mask"])
                     rows.append({"loss": out["loss"].float().reshape(1).expand(len(pred)), **batch_metrics(pred, batch["xray"], self.cfg["styles"])})
                     shown_in = self.model.unpatchify(self.model.patchify(batch["xray"]) * (1 - out["mask"])[..., None])
                 else:

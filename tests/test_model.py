@@ -74,6 +74,10 @@ def test_mae_loss_only_counts_masked_patches():
     per = ((out["pred"] - target) ** 2).mean(-1)
     expect = (per * out["mask"]).sum() / out["mask"].sum()
     assert torch.allclose(out["loss"], expect)
+    rec = mae.patchify(mae.reconstruct(x, out["pred"].detach(), out["mask"]))
+    visible = out["mask"] == 0
+    assert torch.allclose(rec[visible], target[visible])  # visible patches shown as they are
+    assert torch.allclose(rec[~visible], out["pred"].detach()[~visible].clamp(0, 1))
 
 
 # --- stage 2 --------------------------------------------------------------------------------

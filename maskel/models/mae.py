@@ -166,12 +166,14 @@ class XrayMAE(nn.Module):
         loss = (per_patch * weight).sum() / weight.sum().clamp_min(1.0)
         return {"loss": loss, "pred": pred, "mask": mask}
 
-    def reconstruct(self, x: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
-        """Prediction tokens -> image (undoing the per-patch normalisation with the truth's stats)."""
+    def reconstruct(self, x: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Prediction tokens -> image: predicted masked patches pasted among the visible true ones
+        (the loss never trains the visible ones), per-patch normalisation undone."""
+        target = self.patchify(x)
         if self.norm_pix_loss:
-            target = self.patchify(x)
             pred = pred * (target.var(dim=-1, keepdim=True) + 1e-6).sqrt() + target.mean(dim=-1, keepdim=True)
-        return self.unpatchify(pred).clamp(0.0, 1.0)
+        m = mask[..., None]
+        return self.unpatchify(pred * m + target * (1 - m)).clamp(0.0, 1.0)
 
 
 def build_mae(config: dict[str, Any]) -> XrayMAE:

@@ -115,7 +115,7 @@ def setup_runtime(device: str) -> Runtime:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise MaskelError(f"device {device!r} asked for but CUDA is not available (try --device cpu)")
-    dev = torch.device(f"cuda:{local}" if device == "cuda" and world > 1 else device)
+    dev = torch.device(f"cuda:{local}" if device.startswith("cuda") and world > 1 else device)  # one GPU per rank
     if world > 1:
         if dev.type == "cuda":
             torch.cuda.set_device(dev)

@@ -3,16 +3,17 @@
     python -m render.dataset --n N --size S --out DIR --seed K [--shard i/n] [--workers W]
     python -m render.dataset merge DIR [--partial]
 
-Sample `index` of a dataset with seed K draws its pose and camera from numpy's RNG seeded
-with (K, index) and its body shape from one seeded with (K, index // BODY_GROUP) - each body
-shape is reused for BODY_GROUP consecutive samples, so a worker builds its skeleton once per
-group - so a sample is the same whatever the worker count or sharding. Shard i/n makes the
-samples whose group (index // BODY_GROUP) % n == i and appends to its own manifest part
-(manifest.shard-0000i-of-0000n.jsonl; an unsharded run is shard 0/1). Sample files are
-written atomically and a record is appended only once all its files are in place, so after
-Ctrl-C or a kill a rerun of the same command keeps complete samples and redoes the rest. When
-every part is complete the parts are merged into a sorted manifest.jsonl.
-"""
+Sample `index` of a dataset with seed K draws its camera from numpy's RNG seeded with
+(K, index), its pose from one seeded with (K, index // VIEWS_PER_POSE) and its body shape from
+one seeded with (K, index // BODY_GROUP): each posed phantom is seen from VIEWS_PER_POSE
+cameras (its ray-casting scene is built once) and each body shape is reused for BODY_GROUP
+consecutive samples (its skeleton is built once per group), so a worker that gets a group's
+samples in order shares that work - and a sample is the same whatever the worker count or
+sharding. Shard i/n makes the samples whose group (index // BODY_GROUP) % n == i and appends
+to its own manifest part (manifest.shard-0000i-of-0000n.jsonl; an unsharded run is shard 0/1).
+Sample files are written atomically and a record is appended only once all its files are in
+place, so after Ctrl-C or a kill a rerun of the same command keeps complete samples and redoes
+the rest. When every part is complete the parts are merged into a sorted manifest.jsonl."""
 
 from __future__ import annotations
 
@@ -36,11 +37,13 @@ from maskel.data.joints import CANONICAL_JOINTS, array_to_joints
 from maskel.data.manifest import FILE_KEYS, LABELS, append_record, load_part, merge_manifests
 from maskel.data.posemap import render_pose_map
 from maskel.imageio import save_gray, save_mask, save_u8
+from render.drr import DrrScene
 
 STYLES = ["radiograph", "dxa"]
 META = "dataset.json"
 MAX_SIZE = 2048
 BODY_GROUP = 4
+VIEWS_PER_POSE = 2  # divides BODY_GROUP
 _PART_RE = re.compile(r"manifest\.shard-(\d{5})-of-(\d{5})\.jsonl$")
 
 
@@ -57,8 +60,13 @@ class RenderedSample:
 
 
 def sample_rng(seed: int, index: int) -> np.random.Generator:
-    """The RNG of one sample's pose and camera: a function of (dataset seed, index) only."""
+    """The RNG of one sample's camera: a function of (dataset seed, index) only."""
     return np.random.default_rng([int(seed), int(index)])
+
+
+def pose_rng(seed: int, index: int) -> np.random.Generator:
+    """The RNG of the pose shared by samples index // VIEWS_PER_POSE (a separate stream)."""
+    return np.random.default_rng([int(seed), int(index) // VIEWS_PER_POSE, 0x9053])
 
 
 def body_rng(seed: int, index: int) -> np.random.Generator:
@@ -70,11 +78,9 @@ def shard_indices(n: int, shard: int, shards: int) -> list[int]:
     return [i for i in range(n) if (i // BODY_GROUP) % shards == shard]
 
 
-def project_joints(joints3d: dict[str, np.ndarray], skin, cam) -> np.ndarray:
+def project_joints(joints3d: dict[str, np.ndarray], scene: DrrScene, cam) -> np.ndarray:
     """Canonical joints -> (J, 4) x, y, depth, visible. Visible = inside the frame and not behind
     another part of the body (the ray to it enters the skin at most once before reaching it)."""
-    from render.drr import first_entries_before
-
     names = [n for n in CANONICAL_JOINTS if n in joints3d]
     pts = np.array([joints3d[n] for n in names], dtype=np.float64)
     uvd = cam.project(pts)
@@ -87,7 +93,7 @@ def project_joints(joints3d: dict[str, np.ndarray], skin, cam) -> np.ndarray:
         dirs = pts - origins
         dist = np.linalg.norm(dirs, axis=1)
         dirs = dirs / dist[:, None]
-    entries = first_entries_before(skin, origins, dirs, dist)
+    entries = scene.skin_entries_before(origins, dirs, dist)
     inside = (uvd[:, 0] >= 0) & (uvd[:, 0] <= cam.size) & (uvd[:, 1] >= 0) & (uvd[:, 1] <= cam.size)
     out = np.zeros((len(CANONICAL_JOINTS), 4), dtype=np.float32)
     for k, name in enumerate(names):
@@ -107,34 +113,58 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def generate_sample(index: int, seed: int, size: int) -> RenderedSample:
-    """Render sample `index` of the dataset with `seed` at size x size pixels (deterministic)."""
+@dataclass
+class PosedScene:
+    phenotype: dict[str, float]
+    pose: Any  # render.pose.Pose
+    phantom: Any  # render.phantom.Phantom
+    scene: DrrScene
+
+
+_POSED: dict[tuple[int, int], PosedScene] = {}  # the last pose group only
+
+
+def posed_scene(seed: int, index: int, times: dict[str, float]) -> PosedScene:
+    """The body, pose, phantom and ray-casting scene of sample `index`, shared by the
+    VIEWS_PER_POSE samples of its pose group (a worker gets a group's samples in a row). Adds
+    the build's "pose" and "phantom" seconds to `times` when it was not cached."""
     from render.body import get_body_model, sample_phenotype
-    from render.camera import sample_camera
-    from render.drr import render_drr
     from render.phantom import build_phantom
     from render.pose import sample_pose
+
+    key = (int(seed), int(index) // VIEWS_PER_POSE)
+    if key not in _POSED:
+        _POSED.clear()
+        t0 = time.perf_counter()
+        phenotype = sample_phenotype(body_rng(seed, index))
+        pose = sample_pose(pose_rng(seed, index))
+        body = get_body_model().pose(phenotype, pose)
+        t1 = time.perf_counter()
+        phantom = build_phantom(body)
+        _POSED[key] = PosedScene(phenotype, pose, phantom, DrrScene(phantom.skin, phantom.parts))
+        times.update(pose=t1 - t0, phantom=time.perf_counter() - t1)
+    return _POSED[key]
+
+
+def generate_sample(index: int, seed: int, size: int) -> RenderedSample:
+    """Render sample `index` of the dataset with `seed` at size x size pixels (deterministic)."""
+    from render.camera import sample_camera
     from render.silhouette import render_mask
 
-    rng = sample_rng(seed, index)
-    times: dict[str, float] = {}
-    t0 = time.perf_counter()
-    phenotype = sample_phenotype(body_rng(seed, index))
-    pose = sample_pose(rng)
-    body = get_body_model().pose(phenotype, pose)
-    t1 = time.perf_counter()
-    phantom = build_phantom(body)
+    times = {"pose": 0.0, "phantom": 0.0}
+    posed = posed_scene(seed, index, times)
+    phantom = posed.phantom
     t2 = time.perf_counter()
-    cam = sample_camera(rng, phantom.skin.vertices, size)
+    cam = sample_camera(sample_rng(seed, index), phantom.skin.vertices, size)
     mask = render_mask(phantom.skin, cam)
     t3 = time.perf_counter()
-    drr = render_drr(phantom.skin, phantom.parts, cam, region=binary_dilation(mask, iterations=2))
-    joints = project_joints(phantom.joints3d, phantom.skin, cam)
+    drr = posed.scene.render(cam, region=binary_dilation(mask, iterations=2))
+    joints = project_joints(phantom.joints3d, posed.scene, cam)
     t4 = time.perf_counter()
-    times.update(pose=t1 - t0, phantom=t2 - t1, silhouette=t3 - t2, drr=t4 - t3)
+    times.update(silhouette=t3 - t2, drr=t4 - t3)
     record = {
         "index": int(index), "seed": int(seed), "size": int(size),
-        "body": _jsonable(phenotype), "pose": _jsonable(pose), "camera": cam.to_json(),
+        "body": _jsonable(posed.phenotype), "pose": _jsonable(posed.pose), "camera": cam.to_json(),
         "styles": list(STYLES),
         "quality": {"repaired_chords": round(drr.bad_fraction, 6),
                     "mask_vs_thickness_px": int(np.count_nonzero(mask != (drr.thickness_cm > 0)))},

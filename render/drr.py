@@ -82,11 +82,15 @@ def _combine(meshes: Sequence[trimesh.Trimesh]) -> _Combined:
     return _Combined(allv.astype(np.float32), faces.astype(np.int32), centre, part, normals, diag)
 
 
-def _all_hits(comb: _Combined, origins: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Every hit along every ray: (ray index, face index, t in metres), in casting order.
-    `origins` are in the combined mesh's centred frame."""
+def _embree(comb: _Combined) -> rtcore_scene.EmbreeScene:
     scene = rtcore_scene.EmbreeScene()
     TriangleMesh(scene, comb.vertices, comb.faces)
+    return scene
+
+
+def _all_hits(scene: rtcore_scene.EmbreeScene, origins: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Every hit along every ray: (ray index, face index, t in metres), in casting order.
+    `origins` are in the combined mesh's centred frame."""
     n = len(origins)
     live = np.arange(n)
     travelled = np.zeros(n)
@@ -132,15 +136,6 @@ def _chords(key: np.ndarray, sign: np.ndarray, t: np.ndarray, max_chord: np.ndar
     return key[starts], np.where(good, chord, 0.0), good
 
 
-def first_entries_before(mesh: trimesh.Trimesh, origins: np.ndarray, dirs: np.ndarray, t_max: np.ndarray) -> np.ndarray:
-    """How many times each ray (unit dirs) enters `mesh` before distance t_max (e.g. to tell a
-    joint hidden behind another limb: more than one entry before reaching it)."""
-    comb = _combine([mesh])
-    ray, face, t = _all_hits(comb, origins - comb.centre, dirs)
-    entering = np.einsum("ij,ij->i", comb.normals[face], dirs[ray]) < 0
-    return np.bincount(ray[entering & (t < t_max[ray])], minlength=len(origins))
-
-
 def _member(sorted_keys: np.ndarray, q: np.ndarray) -> np.ndarray:
     if not len(sorted_keys):
         return np.zeros(len(q), bool)
@@ -173,57 +168,78 @@ def _repair(key: np.ndarray, chord: np.ndarray, good: np.ndarray, size: int) -> 
     return out
 
 
+class DrrScene:
+    """A phantom (skin + parts) ready for ray casting: the combined mesh and its Embree scene are
+    built once, so several views of one posed phantom share that cost."""
+
+    def __init__(self, skin: trimesh.Trimesh, parts: Sequence[PartLike]) -> None:
+        self.parts = list(parts)
+        self._comb = _combine([skin] + [p.mesh for p in self.parts])
+        self._scene = _embree(self._comb)
+        self._d_mu = np.array([mu("soft_tissue")] + [mu(p.material) - mu(p.displaces) for p in self.parts])
+        self._d_min = np.array([0.0] + [mineral(p.material) - mineral(p.displaces) for p in self.parts])
+        self._labels_of = np.array([0] + [int(p.label) for p in self.parts], dtype=np.int64)
+
+    def skin_entries_before(self, origins: np.ndarray, dirs: np.ndarray, t_max: np.ndarray) -> np.ndarray:
+        """How many times each ray (unit dirs) enters the skin before distance t_max (e.g. to tell a
+        joint hidden behind another limb: more than one entry before reaching it)."""
+        comb = self._comb
+        ray, face, t = _all_hits(self._scene, origins - comb.centre, dirs)
+        entering = (np.einsum("ij,ij->i", comb.normals[face], dirs[ray]) < 0) & (comb.face_part[face] == 0)
+        return np.bincount(ray[entering & (t < t_max[ray])], minlength=len(origins))
+
+    def render(self, cam: Camera, region: np.ndarray | None = None) -> DRR:
+        """Radiograph, DXA, labels and thickness seen by cam.
+
+        region: optional bool (S, S); rays are cast only there (e.g. the silhouette grown by a few
+        pixels: everything outside the body is zero anyway) - a 3-5x saving on a typical frame.
+        """
+        s, comb = cam.size, self._comb
+        pixels = None if region is None else np.flatnonzero(np.asarray(region, bool).ravel())
+        origins, dirs = cam.rays(pixels)
+        hit_ray, hit_face, hit_t = _all_hits(self._scene, origins - comb.centre, dirs)
+        sign = np.sign(np.einsum("ij,ij->i", comb.normals[hit_face], dirs[hit_ray]))
+        if pixels is not None:
+            hit_ray = pixels[hit_ray]
+        hit_part = comb.face_part[hit_face]
+        s2 = s * s
+        key = hit_part * s2 + hit_ray
+        order = np.lexsort((hit_t, key))
+        key, sign, hit_t = key[order], sign[order], hit_t[order]
+        max_chord = comb.max_chord_m[key // s2]
+        key, chord, good = _chords(key, sign, hit_t, max_chord)
+        chord = _repair(key, chord, good, s)
+        part, ray = key // s2, key % s2
+        cm = chord * 100.0  # metres -> cm
+
+        skin_hit = part == 0
+        thickness = np.bincount(ray[skin_hit], cm[skin_hit], minlength=s2)
+        body = thickness > 0
+        line = np.where(body, np.clip(np.bincount(ray, cm * self._d_mu[part], minlength=s2), 0.0, None), 0.0)
+        bone_mineral = np.where(body, np.clip(np.bincount(ray, cm * self._d_min[part], minlength=s2), 0.0, None), 0.0)
+        # labels: per (pixel, label) total chord over the label's parts; the longest wins
+        lab = self._labels_of[part]
+        sel = (lab > 0) & (cm > 0) & body[ray]
+        pair, inv = np.unique(ray[sel] * 256 + lab[sel], return_inverse=True)
+        total = np.bincount(inv, cm[sel])
+        pr = pair // 256
+        order = np.lexsort((total, pr))
+        last = order[np.r_[pr[order][1:] != pr[order][:-1], True]] if len(order) else order
+        labels = np.zeros(s2, np.uint8)
+        labels[pr[last]] = (pair[last] % 256).astype(np.uint8)
+        line, bone_mineral, thickness = (x.reshape(s, s) for x in (line, bone_mineral, thickness))
+        return DRR(
+            radiograph=(1.0 - np.exp(-RADIOGRAPH_GAIN * line)).astype(np.float32),
+            dxa=np.clip(bone_mineral / DXA_FULL_SCALE_G_PER_CM2, 0.0, 1.0).astype(np.float32),
+            labels=labels.reshape(s, s),
+            thickness_cm=thickness.astype(np.float32),
+            line_integral=line.astype(np.float32),
+            bad_fraction=float((~good).sum()) / max(len(good), 1),
+        )
+
+
 def render_drr(
     skin: trimesh.Trimesh, parts: Sequence[PartLike], cam: Camera, region: np.ndarray | None = None
 ) -> DRR:
-    """Ray-cast radiograph, DXA, labels and thickness of a phantom (skin + parts) seen by cam.
-
-    region: optional bool (S, S); rays are cast only there (e.g. the silhouette grown by a few
-    pixels: everything outside the body is zero anyway) - a 3-5x saving on a typical frame.
-    """
-    s = cam.size
-    comb = _combine([skin] + [p.mesh for p in parts])
-    pixels = None if region is None else np.flatnonzero(np.asarray(region, bool).ravel())
-    origins, dirs = cam.rays(pixels)
-    hit_ray, hit_face, hit_t = _all_hits(comb, origins - comb.centre, dirs)
-    sign = np.sign(np.einsum("ij,ij->i", comb.normals[hit_face], dirs[hit_ray]))
-    if pixels is not None:
-        hit_ray = pixels[hit_ray]
-    hit_part = comb.face_part[hit_face]
-    s2 = s * s
-    key = hit_part * s2 + hit_ray
-    order = np.lexsort((hit_t, key))
-    key, sign, hit_t = key[order], sign[order], hit_t[order]
-    max_chord = comb.max_chord_m[key // s2]
-    key, chord, good = _chords(key, sign, hit_t, max_chord)
-    chord = _repair(key, chord, good, s)
-    part, ray = key // s2, key % s2
-    cm = chord * 100.0  # metres -> cm
-
-    d_mu = np.array([mu("soft_tissue")] + [mu(p.material) - mu(p.displaces) for p in parts])
-    d_min = np.array([0.0] + [mineral(p.material) - mineral(p.displaces) for p in parts])
-    labels_of = np.array([0] + [int(p.label) for p in parts], dtype=np.int64)
-    skin_hit = part == 0
-    thickness = np.bincount(ray[skin_hit], cm[skin_hit], minlength=s2)
-    body = thickness > 0
-    line = np.where(body, np.clip(np.bincount(ray, cm * d_mu[part], minlength=s2), 0.0, None), 0.0)
-    bone_mineral = np.where(body, np.clip(np.bincount(ray, cm * d_min[part], minlength=s2), 0.0, None), 0.0)
-    # labels: per (pixel, label) total chord over the label's parts; the longest wins
-    lab = labels_of[part]
-    sel = (lab > 0) & (cm > 0) & body[ray]
-    pair, inv = np.unique(ray[sel] * 256 + lab[sel], return_inverse=True)
-    total = np.bincount(inv, cm[sel])
-    pr = pair // 256
-    order = np.lexsort((total, pr))
-    last = order[np.r_[pr[order][1:] != pr[order][:-1], True]] if len(order) else order
-    labels = np.zeros(s2, np.uint8)
-    labels[pr[last]] = (pair[last] % 256).astype(np.uint8)
-    line, bone_mineral, thickness = (x.reshape(s, s) for x in (line, bone_mineral, thickness))
-    return DRR(
-        radiograph=(1.0 - np.exp(-RADIOGRAPH_GAIN * line)).astype(np.float32),
-        dxa=np.clip(bone_mineral / DXA_FULL_SCALE_G_PER_CM2, 0.0, 1.0).astype(np.float32),
-        labels=labels.reshape(s, s),
-        thickness_cm=thickness.astype(np.float32),
-        line_integral=line.astype(np.float32),
-        bad_fraction=float((~good).sum()) / max(len(good), 1),
-    )
+    """One view of a phantom: ``DrrScene(skin, parts).render(cam, region)``."""
+    return DrrScene(skin, parts).render(cam, region)

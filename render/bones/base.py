@@ -17,6 +17,18 @@ import trimesh
 from render.bones.primitives import Mesh, oriented
 
 ADULT_HEIGHT = 1.75  # metres: the nominal sizes in the builders are for this stature
+UP = np.array([0.0, 0.0, 1.0])
+SIDES = (("left", "L", 1.0), ("right", "R", -1.0))  # (label side, rig suffix, sign of X)
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v)
+
+
+def perp(v: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    """The part of v perpendicular to axis, normalised."""
+    a = unit(axis)
+    return unit(v - a * np.dot(v, a))
 
 
 @dataclass

@@ -5,21 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from render.bones.base import PartGeom, RestBody
+from render.bones.base import SIDES, UP, PartGeom, RestBody, perp, unit
 from render.bones.shapes import blob, long_bone
 from render.labels import CARPALS, TARSALS, digit_phalanges
-
-UP = np.array([0.0, 0.0, 1.0])
-SIDES = (("left", "L", 1.0), ("right", "R", -1.0))
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v)
-
-
-def _perp(v: np.ndarray, axis: np.ndarray) -> np.ndarray:
-    a = _unit(axis)
-    return _unit(v - a * np.dot(v, a))
 
 
 def _small_long(body: RestBody, bone: str, rig: str, a: np.ndarray, b: np.ndarray, r: float,
@@ -37,8 +25,8 @@ def hands(body: RestBody) -> list[PartGeom]:
         w0 = body.h(f"wrist.{sfx}")
         w1 = body.t(f"wrist.{sfx}")
         bases = {d: body.t(f"metacarpal{d - 1}.{sfx}") for d in range(2, 6)}
-        along = _unit(np.mean(list(bases.values()), axis=0) - w0)
-        width = _perp(bases[2] - bases[5], along)  # towards the thumb
+        along = unit(np.mean(list(bases.values()), axis=0) - w0)
+        width = perp(bases[2] - bases[5], along)  # towards the thumb
         palm = np.cross(along, width)
         hand_len = np.linalg.norm(body.t(f"finger3-3.{sfx}") - w0)
         k = hand_len / 0.19
@@ -86,8 +74,8 @@ def feet(body: RestBody) -> list[PartGeom]:
         heads = {d: body.h(f"toe{d}-1.{sfx}") for d in range(1, 6)}
         fwd = np.mean(list(heads.values()), axis=0) - ankle
         fwd[2] = 0.0
-        fwd = _unit(fwd)
-        lat = _unit(np.cross(UP, fwd)) * sx
+        fwd = unit(fwd)
+        lat = unit(np.cross(UP, fwd)) * sx
         if np.dot(lat, [sx, 0, 0]) < 0:
             lat = -lat
         s = np.linalg.norm(heads[1] - ankle) / 0.14  # foot scale from ankle -> big toe joint

@@ -23,13 +23,13 @@ import math
 import os
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomllib
 import torch
 import torch.distributed as torch_dist
 from torch import nn

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 import trimesh
@@ -33,16 +33,11 @@ from embreex.mesh_construction import TriangleMesh
 from render.attenuation import DXA_FULL_SCALE_G_PER_CM2, RADIOGRAPH_GAIN, mineral, mu
 from render.camera import Camera
 
+if TYPE_CHECKING:
+    from render.phantom import Part
+
 STEP_M = 5e-6  # re-cast this far past each hit: skips a duplicate hit on a shared edge
 MAX_HITS = 512  # per ray; far above any real body (ribs + spine + arms ~ 100)
-
-
-class PartLike(Protocol):
-    name: str
-    label: int
-    material: str
-    displaces: str
-    mesh: trimesh.Trimesh
 
 
 @dataclass
@@ -172,7 +167,7 @@ class DrrScene:
     """A phantom (skin + parts) ready for ray casting: the combined mesh and its Embree scene are
     built once, so several views of one posed phantom share that cost."""
 
-    def __init__(self, skin: trimesh.Trimesh, parts: Sequence[PartLike]) -> None:
+    def __init__(self, skin: trimesh.Trimesh, parts: Sequence[Part]) -> None:
         self.parts = list(parts)
         self._comb = _combine([skin] + [p.mesh for p in self.parts])
         self._scene = _embree(self._comb)
@@ -239,7 +234,7 @@ class DrrScene:
 
 
 def render_drr(
-    skin: trimesh.Trimesh, parts: Sequence[PartLike], cam: Camera, region: np.ndarray | None = None
+    skin: trimesh.Trimesh, parts: Sequence[Part], cam: Camera, region: np.ndarray | None = None
 ) -> DRR:
     """One view of a phantom: ``DrrScene(skin, parts).render(cam, region)``."""
     return DrrScene(skin, parts).render(cam, region)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
@@ -14,16 +13,8 @@ import trimesh  # noqa: E402
 from render.attenuation import MATERIALS, MU_PER_CM, RADIOGRAPH_GAIN  # noqa: E402
 from render.camera import Camera, look_rotation, sample_camera  # noqa: E402
 from render.drr import render_drr  # noqa: E402
+from render.phantom import Part  # noqa: E402
 from render.silhouette import render_mask  # noqa: E402
-
-
-@dataclass
-class Part:
-    name: str
-    label: int
-    material: str
-    displaces: str
-    mesh: trimesh.Trimesh
 
 
 def front_camera(size: int, projection: str = "orthographic", width_m: float = 0.6) -> Camera:

@@ -181,6 +181,16 @@ class PosedBody:
         return trimesh.Trimesh(self.vertices, self.faces, process=False)
 
 
+def _quiet_warp() -> None:
+    """anny skins with NVIDIA Warp, whose start-up banner and per-kernel load lines would bury
+    our own output; keep its warnings and errors only."""
+    try:
+        import warp
+    except ImportError:
+        return
+    warp.config.log_level = max(int(warp.config.log_level), 30)
+
+
 class BodyModel:
     """anny's full-body model, built once; ``pose()`` makes PosedBody instances (~15 ms each)."""
 
@@ -211,6 +221,7 @@ class BodyModel:
                 f"the body model needs the 'anny' package (pip install 'maskel[render]'): {e}"
             ) from None
         anny.paths.set_anny_cache_path(self.cache_dir)
+        _quiet_warp()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = anny.Anny()

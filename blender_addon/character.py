@@ -40,17 +40,17 @@ def candidate_meshes(character: bpy.types.Object, scene: bpy.types.Scene) -> lis
     return [found[k] for k in sorted(found)]
 
 
+def is_body(ob: bpy.types.Object, exclude_clothes: bool = True) -> bool:
+    """Whether one of the character's meshes is part of the silhouette: its ``maskel_body``
+    property wins; otherwise everything but clothing (when clothes are excluded)."""
+    if ob.get("maskel_body") is not None:
+        return bool(ob.get("maskel_body"))
+    return not (exclude_clothes and is_clothing(ob))
+
+
 def body_meshes(character: bpy.types.Object, scene: bpy.types.Scene, exclude_clothes: bool = True) -> list:
     """The meshes whose silhouette is sent to the model."""
-    out = []
-    for ob in candidate_meshes(character, scene):
-        if ob.get("maskel_body") is not None:
-            keep = bool(ob.get("maskel_body"))
-        else:
-            keep = not (exclude_clothes and is_clothing(ob))
-        if keep:
-            out.append(ob)
-    return out
+    return [ob for ob in candidate_meshes(character, scene) if is_body(ob, exclude_clothes)]
 
 
 def find_armature(character: bpy.types.Object) -> bpy.types.Object | None:

@@ -15,8 +15,9 @@ from .preferences import make_client
 
 def _cameras(scene: bpy.types.Scene) -> list[bpy.types.Object]:
     s = scene.maskel
-    if s.use_xray_cameras and xray_cameras(scene):
-        return xray_cameras(scene)
+    cams = xray_cameras(scene) if s.use_xray_cameras else []
+    if cams:
+        return cams
     cam = s.camera or scene.camera
     return [cam] if cam is not None else []
 
@@ -237,9 +238,7 @@ class MASKEL_OT_toggle_body_mesh(bpy.types.Operator):
         ob = bpy.data.objects.get(self.name)
         if ob is None:
             return {"CANCELLED"}
-        s = context.scene.maskel
-        included = ob in charmod.body_meshes(s.character, context.scene, s.exclude_clothes) if s.character else True
-        ob["maskel_body"] = not included
+        ob["maskel_body"] = not charmod.is_body(ob, context.scene.maskel.exclude_clothes)
         return {"FINISHED"}
 
 

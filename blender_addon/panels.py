@@ -25,11 +25,11 @@ class VIEW3D_PT_maskel(bpy.types.Panel):
         box.prop(s, "character", text="")
         box.prop(s, "exclude_clothes")
         if s.character is not None:
-            body = set(charmod.body_meshes(s.character, scene, s.exclude_clothes))
             for ob in charmod.candidate_meshes(s.character, scene):
                 row = box.row()
                 op = row.operator("maskel.toggle_body_mesh", text=ob.name, emboss=False,
-                                  icon="CHECKBOX_HLT" if ob in body else "CHECKBOX_DEHLT")  # fmt: skip
+                                  icon="CHECKBOX_HLT" if charmod.is_body(ob, s.exclude_clothes)
+                                  else "CHECKBOX_DEHLT")  # fmt: skip
                 op.name = ob.name
         box.operator("maskel.add_mannequin", icon="OUTLINER_OB_ARMATURE")
 

@@ -113,11 +113,8 @@ class XrayJob:
             safe = bpy.path.clean_name(cam.name)
             view = View(cam, res_x, res_y, os.path.join(self.out_dir, f"mask_{safe}{self.tag}.png"),
                         os.path.join(self.out_dir, f"xray_{safe}{self.tag}.png"))  # fmt: skip
-            xs = [p[0] for p in pts]
-            ys = [p[1] for p in pts]
             zs = [p[2] for p in pts]
-            centre = ((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, (min(zs) + max(zs)) / 2)
-            view.depth = -centre[2]
+            view.depth = -(min(zs) + max(zs)) / 2  # the character's centre along the view axis
             if view.depth <= 0:
                 raise XrayError(f"the character is behind camera {cam.name!r}")
             stats = render_silhouette(scene, cam, meshes, res_x, res_y, view.mask_path, self.exclude_clothes)

@@ -21,12 +21,12 @@ def get_prefs():
     return addon.preferences if addon is not None else None
 
 
-def make_client(url: str | None = None, timeout: float | None = None, token: str | None = None) -> MaskelClient:
-    """A client from explicit values, else the preferences, else the defaults."""
+def make_client() -> MaskelClient:
+    """A client from the preferences, else the defaults."""
     prefs = get_prefs()
-    url = url or (prefs.server_url if prefs else "http://127.0.0.1:8765")
-    timeout = timeout or (prefs.timeout if prefs else 120.0)
-    token = token if token is not None else (prefs.token if prefs else "")
+    url = prefs.server_url if prefs else "http://127.0.0.1:8765"
+    timeout = prefs.timeout if prefs else 120.0
+    token = prefs.token if prefs else ""
     if not is_loopback(url) and not getattr(bpy.app, "online_access", True):
         raise ServerError(f"{url} is not on this machine and Blender's online access is off "
                           "(Preferences > System > Network)", "offline")  # fmt: skip

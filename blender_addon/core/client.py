@@ -72,15 +72,9 @@ class MaskelClient:
                 raw = resp.read()
         except urllib.error.HTTPError as e:
             raise self._http_error(e) from None
-        except TimeoutError:
-            raise ServerError(
-                f"the MaSkel server at {self.url} did not answer within {wait:g} s "
-                "(raise the timeout in the add-on preferences, or use a lower resolution)",
-                "timeout",
-            ) from None
-        except (urllib.error.URLError, ConnectionError, OSError) as e:
+        except OSError as e:  # URLError, ConnectionError and TimeoutError (= socket.timeout) alike
             reason = getattr(e, "reason", e)
-            if isinstance(reason, (TimeoutError, socket.timeout)):
+            if isinstance(reason, TimeoutError):
                 raise ServerError(
                     f"the MaSkel server at {self.url} did not answer within {wait:g} s "
                     "(raise the timeout in the add-on preferences, or use a lower resolution)",

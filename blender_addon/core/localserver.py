@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from .client import MaskelClient, ServerError
@@ -43,7 +42,7 @@ class LocalServer:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self, wait: float = 120.0, cancelled: Callable[[], bool] = lambda: False) -> dict:
+    def start(self, wait: float = 120.0) -> dict:
         """Launch and health-poll; returns the health JSON. Raises ServerError with the log's last line."""
         if not self.python or not Path(self.python).is_file():
             raise ServerError(f"Python interpreter {self.python!r} not found (set it in the add-on preferences)", "config")
@@ -58,9 +57,6 @@ class LocalServer:
         client = MaskelClient(self.url, timeout=2.0, token=self.token)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            if cancelled():
-                self.stop()
-                raise ServerError("starting the local server was cancelled", "cancelled")
             if self.proc.poll() is not None:
                 tail = self.log_tail()
                 self.stop()

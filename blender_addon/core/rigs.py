@@ -134,13 +134,9 @@ def normalise_name(bone: str) -> str:
     return _NAMESPACE.sub("", bone, count=1)
 
 
-def resolve(table: dict[str, list[str]], bones: Iterable[str]) -> dict[str, tuple[str, str]]:
-    """Joint -> (actual bone name, "head"|"tail") for the joints whose candidates exist in ``bones``."""
-    return _resolve(table, bones)[0]
-
-
-def _resolve(table: dict[str, list[str]], bones: Iterable[str]) -> tuple[dict[str, tuple[str, str]], int]:
-    """As resolve, plus how many joints matched their first (most specific) candidate."""
+def resolve(table: dict[str, list[str]], bones: Iterable[str]) -> tuple[dict[str, tuple[str, str]], int]:
+    """Joint -> (actual bone name, "head"|"tail") for the joints whose candidates exist in
+    ``bones``, and how many joints matched their first (most specific) candidate."""
     by_norm: dict[str, str] = {}
     for b in bones:
         by_norm.setdefault(b, b)
@@ -180,7 +176,7 @@ def detect_rig(bones: Iterable[str]) -> tuple[str | None, dict[str, tuple[str, s
     best: tuple[str | None, dict[str, tuple[str, str]]] = (None, {})
     best_score = (0, 0)
     for rig, table in RIG_TABLES.items():
-        found, primary = _resolve(table, bones)
+        found, primary = resolve(table, bones)
         score = (len(found), primary)
         if len(found) >= MIN_JOINTS and score > best_score:
             best, best_score = (rig, found), score

@@ -98,8 +98,11 @@ def validate_meta(meta: dict[str, Any], where: str) -> None:
         raise MaskelError(f"{where}: unknown checkpoint format {meta['format']!r} (expected {FORMAT})")
     if meta["stage"] not in ("stage1", "stage2"):
         raise MaskelError(f"{where}: unknown stage {meta['stage']!r}")
-    if not isinstance(meta["styles"], list) or not meta["styles"]:
-        raise MaskelError(f"{where}: checkpoint lists no styles")
+    styles, res = meta["styles"], meta["resolution"]
+    if not isinstance(styles, list) or not styles or not all(isinstance(s, str) for s in styles):
+        raise MaskelError(f"{where}: checkpoint lists no styles (or not as names): {styles!r}")
+    if not isinstance(res, int) or res < 8:
+        raise MaskelError(f"{where}: bad resolution {res!r} in the checkpoint metadata")
 
 
 def load_checkpoint(

@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 
 from maskel import MaskelError
-from maskel.atomic import atomic_write_bytes
-from maskel.imageio import encode_u8, save_gray, save_mask
+from maskel.imageio import save_gray, save_mask, save_u8
 from maskel.infer import Predictor
 
 SHEET_GAP = 4  # px of grey between the panels
@@ -87,7 +86,7 @@ def run_demo(
     save_mask(files["mask"], sample.mask)
     save_gray(files["xray"], pred.xray)
     save_gray(files["truth"], truth)
-    atomic_write_bytes(files["sheet"], encode_u8(contact_sheet([sample.mask.astype(np.float32), pred.xray, truth])))
+    save_u8(files["sheet"], contact_sheet([sample.mask.astype(np.float32), pred.xray, truth]))
     t4 = time.perf_counter()
     body = sample.mask.astype(bool)
     mae = float(np.abs(pred.xray - truth)[body].mean())

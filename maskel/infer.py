@@ -22,14 +22,13 @@ import numpy as np
 import torch
 
 from maskel import MaskelError, __version__
-from maskel.data.framing import Frame, compute_frame, frame_image, frame_points, unframe_image
+from maskel.data.framing import Frame, compute_frame, frame_joints, frame_mask, unframe_image
 from maskel.data.joints import joints_to_array
 from maskel.data.posemap import render_pose_map
 from maskel.defaults import find_checkpoint
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "maskel-checkpoint/1"
 DEFAULT_MARGIN_PX = 2
 PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar"}
 
@@ -89,19 +88,6 @@ def refuse_pickle(weights: Path) -> None:
         raise MaskelError(f"{weights}: a checkpoint must be a .safetensors file (with its .json metadata)")
 
 
-def check_generator_meta(meta: dict[str, Any], weights: Path) -> None:
-    """What inference relies on, beyond the checkpoint module's own validation."""
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise MaskelError(f"{weights}: unknown checkpoint format {meta.get('format')!r} (expected {CHECKPOINT_FORMAT!r})")
-    if meta.get("stage") != "stage2":
-        raise MaskelError(f"{weights}: a {meta.get('stage')!r} checkpoint cannot draw X-rays from masks; use a stage2 one")
-    res, styles = meta.get("resolution"), meta.get("styles")
-    if not isinstance(res, int) or res < 8:
-        raise MaskelError(f"{weights}: bad 'resolution' {res!r} in its metadata")
-    if not isinstance(styles, list) or not styles or not all(isinstance(s, str) for s in styles):
-        raise MaskelError(f"{weights}: bad 'styles' {styles!r} in its metadata")
-
-
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     """Binary dilation by a disk of ``radius`` pixels (numpy only)."""
     if radius <= 0:
@@ -155,7 +141,6 @@ class Predictor:
             raise
         except Exception as e:  # a corrupt or mismatched file: one line, not a traceback
             raise MaskelError(f"{self.checkpoint}: cannot load the generator ({type(e).__name__}: {e})") from None
-        check_generator_meta(meta, self.checkpoint)
         self.meta = meta
         self.model.eval()
         self.resolution: int = int(self.meta["resolution"])
@@ -164,7 +149,7 @@ class Predictor:
         self.name = self.checkpoint.stem if self.checkpoint.stem not in ("last", "default") else (
             f"{self.checkpoint.parent.name}/{self.checkpoint.stem}"
         )
-        self.has_labels = False
+        self.has_labels = getattr(self.model, "label_head", None) is not None
         if warmup:
             self.warmup()
 
@@ -187,8 +172,7 @@ class Predictor:
         """One forward pass so the first request does not pay for lazy initialisation."""
         r = self.resolution
         x = torch.zeros(1, 1, r, r)
-        out = self._forward(x, torch.zeros(1, 1, r, r) if self.pose_channel else None)
-        self.has_labels = out.get("labels") is not None
+        self._forward(x, torch.zeros(1, 1, r, r) if self.pose_channel else None)
 
     def style_index(self, style: str | None) -> int:
         if style is None:
@@ -216,16 +200,13 @@ class Predictor:
         if not mask.any():
             raise MaskelError("the mask is empty (no body pixels)")
         frame = compute_frame(mask)
-        m = (frame_image(mask.astype(np.float32), frame, self.resolution) >= 0.5).astype(np.float32)
+        m = frame_mask(mask, frame, self.resolution).astype(np.float32)
         p = None
         if self.pose_channel:
             if pose is None:
                 p = np.zeros_like(m)
             else:
-                arr = pose_array(pose, mask.shape)
-                present = np.any(arr != 0, axis=1)
-                framed = frame_points(arr, frame, self.resolution)
-                framed[~present] = 0.0
+                framed = frame_joints(pose_array(pose, mask.shape), frame, self.resolution)
                 p = render_pose_map(framed, self.resolution)
         return frame, m, p
 

@@ -43,8 +43,8 @@ def test_output_has_the_input_size_and_stays_on_the_silhouette(predictor: Predic
         outside = ~dilate(m, predictor.margin_px)
         assert not p.xray[outside].any(), "X-ray leaks outside the silhouette + margin"
         assert (p.xray[m] > 0).mean() > 0.5, "the body should be mostly non-black"
-        if predictor.has_labels:
-            assert p.labels is not None and p.labels.shape == m.shape and not p.labels[~m].any()
+        assert predictor.has_labels, "the tiny preset has a label head"
+        assert p.labels is not None and p.labels.shape == m.shape and not p.labels[~m].any()
         assert p.timings["batch_size"] <= 2
 
 
@@ -84,9 +84,9 @@ def test_styles_and_joints_are_checked(predictor: Predictor) -> None:
     for name in predictor.styles:
         assert predictor.predict([m], style=name)[0].xray.shape == m.shape
     joints = array_to_joints(np.zeros((22, 4)), width=50, height=100)
-    if predictor.pose_channel:
-        with pytest.raises(MaskelError, match="joints are for a 50x100 image"):
-            predictor.predict([m], joints=[joints])
+    assert predictor.pose_channel, "the tiny preset takes joints"
+    with pytest.raises(MaskelError, match="joints are for a 50x100 image"):
+        predictor.predict([m], joints=[joints])
     with pytest.raises(MaskelError, match="empty"):
         predictor.predict([np.zeros((10, 10), bool)])
 

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from maskel import MaskelError
 from maskel.data.augment import AugmentConfig, augment_sample, mirror_label_table
-from maskel.data.framing import compute_frame, frame_image, frame_points
+from maskel.data.framing import compute_frame, frame_image, frame_joints, frame_mask
 from maskel.data.joints import joints_to_array
 from maskel.data.manifest import read_manifest
 from maskel.data.posemap import render_pose_map
@@ -74,7 +74,7 @@ class PairedData:
 
 
 def _manifest_refs(root: Path) -> tuple[list[SampleRef], list[str], dict[int, str]]:
-    records = read_manifest(root)
+    records = read_manifest(root, verify_files=False)  # frame_sample reads and checks every file
     styles: list[str] | None = None
     refs = []
     for rec in records:
@@ -148,12 +148,10 @@ def frame_sample(ref: SampleRef, styles: list[str], resolution: int) -> FramedSa
                 arr = joints_to_array(json.loads(ref.joints.read_text()))
             except (OSError, json.JSONDecodeError) as e:
                 raise MaskelError(f"{ref.joints.name}: unreadable ({e})") from None
-            present = np.any(arr != 0, axis=1)
-            joints = frame_points(arr, frame, resolution)
-            joints[~present] = 0.0
+            joints = frame_joints(arr, frame, resolution)
     except MaskelError as e:
         raise MaskelError(f"sample {ref.id}: {e}") from None
-    m = frame_image(mask.astype(np.float32), frame, resolution) >= 0.5
+    m = frame_mask(mask, frame, resolution)
     return FramedSample(
         id=ref.id,
         mask=m.astype(np.uint8),
@@ -182,7 +180,8 @@ def split_indices(ids: list[str], val_fraction: float) -> tuple[list[int], list[
     val = [i for i, h in enumerate(hashes) if h < val_fraction]
     if val_fraction > 0 and not val and len(ids) > 1:
         val = [min(range(len(ids)), key=hashes.__getitem__)]
-    train = [i for i in range(len(ids)) if i not in set(val)]
+    in_val = set(val)
+    train = [i for i in range(len(ids)) if i not in in_val]
     if not train:
         raise MaskelError(f"no training samples left after the validation split ({len(ids)} samples)")
     return train, val

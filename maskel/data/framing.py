@@ -106,3 +106,18 @@ def unframe_points(xy: np.ndarray, f: Frame, resolution: int) -> np.ndarray:
     out[:, 0] = out[:, 0] * s + f.x0
     out[:, 1] = out[:, 1] * s + f.y0
     return out
+
+
+def frame_mask(mask: np.ndarray, f: Frame, resolution: int) -> np.ndarray:
+    """Boolean (H, W) mask -> the model's binary (resolution, resolution) input (area-resampled,
+    thresholded at 0.5). Training and inference both call this, so they see the same input."""
+    return frame_image(np.asarray(mask, dtype=np.float32), f, resolution) >= 0.5
+
+
+def frame_joints(joints: np.ndarray, f: Frame, resolution: int) -> np.ndarray:
+    """(J, 4) joints (x, y, depth, visible; all-zero rows = missing) -> model coordinates,
+    missing joints kept all-zero so the pose map leaves them out."""
+    present = np.any(joints != 0, axis=1)
+    out = frame_points(joints, f, resolution)
+    out[~present] = 0.0
+    return out

@@ -51,7 +51,7 @@ def main() -> None:
             for size in a.sizes:
                 speeds, splits = [], []
                 for r in range(a.repeats):
-                    sps, split = run(pool, size, a.samples, seed=r)
+                    sps, split = run(pool, size, a.samples, seed=size * 1000 + r)  # fresh bodies per cell
                     speeds.append(sps)
                     splits.append(split)
                 mean_split = {k: statistics.mean(s[k] for s in splits) for k in STAGES}

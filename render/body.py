@@ -19,6 +19,7 @@ import numpy as np
 
 from maskel import MaskelError
 from maskel.data.joints import CANONICAL_JOINTS
+from render.bones.primitives import signed_volume
 from render.pose import Pose, rotvec_to_matrix
 
 PHENOTYPE_KEYS: tuple[str, ...] = ("gender", "age", "muscle", "weight", "height", "proportions")
@@ -258,7 +259,7 @@ class BodyModel:
         self._model = model
         # orient the skin outwards once (a closed mesh with negative volume is inside-out)
         rest = self.pose(None)
-        if _signed_volume(rest.vertices, self._skin_faces) < 0:
+        if signed_volume((rest.vertices, self._skin_faces)) < 0:
             self._skin_faces = self._skin_faces[:, ::-1].copy()
 
     # ---- public -------------------------------------------------------------------------
@@ -397,9 +398,6 @@ def _largest_component(faces: np.ndarray, n_vertices: int) -> tuple[np.ndarray, 
     return keep, kept_faces
 
 
-def _signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
-    a, b, c = (vertices[faces[:, k]] for k in range(3))
-    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
 
 
 _SHARED: dict[str, BodyModel] = {}

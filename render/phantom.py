@@ -95,15 +95,10 @@ def rest_skeleton(body) -> _RestSkeleton:
     return rs
 
 
-def bone_transforms(body) -> np.ndarray:
-    """(B,4,4) rest-to-posed world transform of each rig bone."""
-    return body.bone_matrices @ np.linalg.inv(body.rest_bone_matrices)
-
-
 def build_phantom(body) -> Phantom:
     """Skin + skeleton parts of a posed body (render.body.PosedBody), world coordinates."""
     rs = rest_skeleton(body)
-    t = bone_transforms(body)[rs.rig_index][rs.vert_part]  # (N,4,4)
+    t = body.skinning_transforms[rs.rig_index][rs.vert_part]  # (N,4,4)
     v = np.einsum("nij,nj->ni", t[:, :3, :3], rs.vertices) + t[:, :3, 3]
     parts = [
         Part(rs.names[i], rs.labels[i], rs.materials[i], rs.displaces[i],

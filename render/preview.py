@@ -74,7 +74,7 @@ def rows_from_dataset(root: Path, n: int) -> list[tuple[np.ndarray, ...]]:
     from maskel.imageio import load_gray, load_labels, load_mask
 
     out = []
-    for rec in read_manifest(root)[:n]:
+    for rec in read_manifest(root, verify_files=False)[:n]:  # the loaders check what is shown
         f = {k: root / v for k, v in rec["files"].items()}
         out.append((load_mask(f["mask"]).mask, load_gray(f["radiograph"]), load_gray(f["dxa"]),
                     load_labels(f["labels"]), load_gray(f["pose_map"])))  # fmt: skip

@@ -35,8 +35,6 @@ ANNY_BONES: tuple[str, ...] = tuple(
     + [*_arm("L"), *_arm("R"), "neck01", "neck02", "neck03", "head", "eye.L", "eye.R"]
 )
 
-FINGER_BONES: tuple[str, ...] = tuple(b for b in ANNY_BONES if b.startswith("finger"))
-TOE_BONES: tuple[str, ...] = tuple(b for b in ANNY_BONES if b.startswith("toe"))
 
 
 # Mocap joint name (normalised: prefix such as "mixamorig:" removed, lower case, no "_"/" ")

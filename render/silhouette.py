@@ -56,10 +56,3 @@ def render_mask(mesh: trimesh.Trimesh, cam: Camera) -> np.ndarray:
     color, _ = _renderer(cam.size).render(scene, flags=flags, seg_node_map={node: _WHITE})
     return np.asarray(color[..., 0]) > 127
 
-
-def release() -> None:
-    """Free this process's OpenGL context (optional; the OS frees it at exit)."""
-    global _RENDERER
-    if _RENDERER is not None:
-        _RENDERER.delete()
-        _RENDERER = None

@@ -12,16 +12,6 @@ from render.bones.base import PartGeom, RestBody, part
 from render.bones.primitives import ellipsoid, lerp_path, rounded_profile, smooth_path, sweep
 
 
-def basis(axis: np.ndarray, up: np.ndarray) -> np.ndarray:
-    """Rows (u, w, axis): an orthonormal frame with ``u`` as close to ``up`` as possible."""
-    a = axis / np.linalg.norm(axis)
-    u = up - a * np.dot(up, a)
-    if np.linalg.norm(u) < 1e-6:
-        u = np.cross(a, [1.0, 0.0, 0.0] if abs(a[0]) < 0.9 else [0.0, 1.0, 0.0])
-    u = u / np.linalg.norm(u)
-    return np.stack([u, np.cross(a, u), a])
-
-
 def fit_factor(body: RestBody, points: np.ndarray, axis: np.ndarray, up: np.ndarray,
                radii: np.ndarray, frac: float = 0.7) -> np.ndarray:
     """Per-point factor (<= 1) so that a radius ``radii`` at ``points`` uses at most ``frac`` of

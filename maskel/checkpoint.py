@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from maskel import MaskelError, __version__
 from maskel.atomic import atomic_write, atomic_write_json
 
-FORMAT = "maskel-checkpoint/1"
+FORMAT = "maskel-checkpoint/2"
 STATE_FORMAT = "maskel-train-state/1"
 META_KEY = "maskel_meta"
 REQUIRED_META = ("format", "stage", "resolution", "styles", "pose_channel", "config", "step", "metrics", "data", "version")

@@ -6,7 +6,9 @@ the X-ray back on the input frame, so it lies pixel-exact on the silhouette. The
 multiplied by the silhouette dilated by ``margin_px`` output pixels (default 2, a disk): air stays
 black, while the model's soft edge (it works at a lower resolution) is not cut to a jagged line.
 
-No super-resolution stage: the X-ray is upsampled bilinearly from the model resolution.
+No super-resolution stage: the generator draws at its own resolution (256² for the default) and
+the inverse framing resizes that to the mask's frame. The bone-label head runs only when labels
+are asked for.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ import torch
 from maskel import MaskelError, __version__
 from maskel.data.framing import Frame, compute_frame, frame_joints, frame_mask, unframe_image
 from maskel.data.joints import joints_to_array
-from maskel.data.posemap import render_pose_map
+from maskel.data.posemap import render_limb_maps
 from maskel.defaults import find_checkpoint
+from maskel.models.generator import LIMB_CHANNELS
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +174,7 @@ class Predictor:
     def warmup(self) -> None:
         """One forward pass so the first request does not pay for lazy initialisation."""
         r = self.resolution
-        x = torch.zeros(1, 1, r, r)
-        self._forward(x, torch.zeros(1, 1, r, r) if self.pose_channel else None)
+        self._forward(torch.zeros(1, 1, r, r), None, labels=False)
 
     def style_index(self, style: str | None) -> int:
         if style is None:
@@ -181,15 +183,15 @@ class Predictor:
             raise MaskelError(f"unknown style {style!r}; this model draws: {', '.join(self.styles)}")
         return self.styles.index(style)
 
-    def _forward(self, masks: torch.Tensor, poses: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def _forward(self, masks: torch.Tensor, poses: torch.Tensor | None, labels: bool) -> dict[str, torch.Tensor]:
         masks = masks.to(self.device)
         poses = poses.to(self.device) if poses is not None else None
         with torch.inference_mode():
             if self.autocast is not None:
                 with torch.autocast(device_type=self.device.type, dtype=self.autocast):
-                    out = self.model(masks, poses)
+                    out = self.model(masks, poses, labels=labels)
             else:
-                out = self.model(masks, poses)
+                out = self.model(masks, poses, labels=labels)
         return {k: v.float().cpu() for k, v in out.items() if v is not None}
 
     def _prepare(self, mask: np.ndarray, pose: dict[str, Any] | None) -> tuple[Frame, np.ndarray, np.ndarray | None]:
@@ -202,12 +204,8 @@ class Predictor:
         frame = compute_frame(mask)
         m = frame_mask(mask, frame, self.resolution).astype(np.float32)
         p = None
-        if self.pose_channel:
-            if pose is None:
-                p = np.zeros_like(m)
-            else:
-                framed = frame_joints(pose_array(pose, mask.shape), frame, self.resolution)
-                p = render_pose_map(framed, self.resolution)
+        if self.pose_channel and pose is not None:
+            p = render_limb_maps(frame_joints(pose_array(pose, mask.shape), frame, self.resolution), self.resolution)
         return frame, m, p
 
     def predict(
@@ -238,11 +236,14 @@ class Predictor:
         for start in range(0, n, self.max_batch):
             chunk = prepared[start : start + self.max_batch]
             x = torch.from_numpy(np.stack([c[1] for c in chunk]))[:, None]
-            p = torch.from_numpy(np.stack([c[2] for c in chunk]))[:, None] if self.pose_channel else None
+            p = None
+            if any(c[2] is not None for c in chunk):  # requests without joints get all-zero limb maps
+                zeros = np.zeros((LIMB_CHANNELS,) + x.shape[-2:], np.float32)
+                p = torch.from_numpy(np.stack([c[2] if c[2] is not None else zeros for c in chunk]))
             t1 = time.perf_counter()
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 torch.manual_seed(seed)
-                out = self._forward(x, p)
+                out = self._forward(x, p, labels=labels and self.has_labels)
             t_fwd = (time.perf_counter() - t1) * 1000
             xray = out["xray"].clamp(0.0, 1.0).numpy()
             lab = out["labels"].argmax(dim=1).to(torch.uint8).numpy() if labels and "labels" in out else None

@@ -1,7 +1,7 @@
 """Two-stage MaSkel training.
 
-    python -m maskel.train stage1 --config cpu-64 --data DIR --out runs/s1
-    python -m maskel.train stage2 --config cpu-64 --data DIR --out runs/s2 --stage1 runs/s1/best.safetensors
+    python -m maskel.train stage1 --config cpu-256 --data DIR [DIR ...] --out runs/s1
+    python -m maskel.train stage2 --config cpu-256 --data DIR [DIR ...] --out runs/s2 --stage1 runs/s1/best.safetensors
     torchrun --nproc_per_node N -m maskel.train ...   (DDP: gloo on CPU, NCCL on GPU)
 
 Out dir: last.* / best.* / step-XXXXXX.* (inference checkpoints, safetensors + JSON), state.*
@@ -42,12 +42,13 @@ from maskel.atomic import atomic_write_bytes
 from maskel.checkpoint import checkpoint_paths, make_meta, save_checkpoint, save_state
 from maskel.checkpoint import load_state as load_train_state
 from maskel.data.augment import AugmentConfig
-from maskel.data.datasets import PairedData, TrainView, load_paired, split_indices
-from maskel.evaluate import batch_metrics, mean_metrics
+from maskel.data.datasets import PairedData, TrainView, load_paired_many, split_indices
+from maskel.evaluate import mean_metrics, score_batch
 from maskel.imageio import save_u8
 from maskel.models import build_generator, build_mae, load_mae
 from maskel.models.discriminator import build_discriminator
 from maskel.models.losses import discriminator_loss, generator_loss
+from maskel.models.mae import XrayMAE
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -157,8 +158,10 @@ class Trainer:
         ids = [s.id for s in data.samples]
         self.train_idx, self.val_idx = split_indices(ids, float(cfg["data"]["val_fraction"]))
         aug = AugmentConfig.from_config(cfg["data"].get("augment"))
-        self.view = TrainView(data, self.train_idx, self.seed, aug, int(cfg["resolution"]))
-        self.val_view = TrainView(data, self.val_idx, self.seed, None, int(cfg["resolution"]))
+        crop = self.scfg.get("crop")
+        self.view = TrainView(data, self.train_idx, self.seed, aug, int(cfg["resolution"]), int(crop) if crop else None)
+        val_limit = int(cfg["data"].get("val_limit", 0)) or None  # whole frames are slow to score on a CPU
+        self.val_view = TrainView(data, self.val_idx[:val_limit], self.seed, None, int(cfg["resolution"]))
         self.batch = int(self.scfg["batch_size"]) // rt.world
         if self.batch < 1:
             raise MaskelError(f"batch_size {self.scfg['batch_size']} is smaller than the {rt.world} processes")
@@ -208,9 +211,13 @@ class Trainer:
             self.modules = {"mae": self.model}
             self.optims = {"mae": self._adamw(self.model, float(self.scfg["lr"]))}
         else:
-            self.mae = self._prep(self.args.stage1_model)
-            self.model = self._prep(build_generator(self.cfg))
-            self.disc = self._prep(build_discriminator(self.cfg))
+            mae: XrayMAE | None = self.args.stage1_model
+            gen = build_generator(self.cfg, training=True)
+            if mae is not None and self.cfg["generator"].get("init_from_stage1", True):
+                gen.init_from_stage1(mae)
+            self.mae = self._prep(mae) if mae is not None else None
+            self.model = self._prep(gen)
+            self.disc = self._prep(build_discriminator(self.cfg, gen.in_channels))
             self.model_w, self.disc_w = self._wrap(self.model), self._wrap(self.disc)
             self.modules = {"generator": self.model, "discriminator": self.disc}
             self.optims = {
@@ -251,12 +258,12 @@ class Trainer:
         w = self.scfg["loss"]
         use_adv = self.step >= int(w["adv_warmup"]) and float(w.get("adv", 0)) > 0
         with self._autocast():
-            loss, terms, pred = generator_loss(self.model_w, self.mae, self.disc, batch, w, self.cfg["pose_channel"], use_adv)
+            loss, terms, pred, cond = generator_loss(self.model_w, self.mae, self.disc, batch, w, use_adv)
         self._apply("generator", loss, self.model)
         terms["loss"] = float(loss.detach())
         if use_adv:
             with self._autocast():
-                d_loss = discriminator_loss(self.disc_w, batch, pred, self.cfg["pose_channel"])
+                d_loss = discriminator_loss(self.disc_w, batch["xray"], pred, cond)
             self._apply("discriminator", d_loss, self.disc)
             terms["d_loss"] = float(d_loss.detach())
         return terms
@@ -264,24 +271,31 @@ class Trainer:
     # validation ----------------------------------------------------------------------------
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
+        """Mean validation metrics on whole frames (scored inside the body, ``score_batch``); the
+        first batch is saved as a sample grid."""
         self.model.eval()
         loader = DataLoader(self.val_view if self.val_idx else self.view, batch_size=max(1, self.batch))
         rows: list[dict[str, torch.Tensor]] = []
         shown = None
+        styles = self.cfg["styles"]
         torch.manual_seed(self.seed)  # the same MAE masks at every validation (and no effect on training RNG)
         for batch in loader:
             batch = {k: v.to(self.rt.device) for k, v in batch.items()}
+            labels = batch["labels"] if self.data.num_labels else None
             with self._autocast():
                 if self.stage == "stage1":
                     out = self.model(batch["xray"])
-                    pred = self.model.reconstruct(batch["xray"], out["pred"].float(), out["mask"])
-                    rows.append({"loss": out["loss"].float().reshape(1).expand(len(pred)), **batch_metrics(pred, batch["xray"], self.cfg["styles"])})
-                    shown_in = self.model.unpatchify(self.model.patchify(batch["xray"]) * (1 - out["mask"])[..., None])
+                    pred = out["pred"].float()
+                    row = {"loss": out["loss"].float().reshape(1).expand(len(pred))}
+                    row.update(score_batch(pred, batch["xray"], batch["mask"], styles))
+                    shown_in = batch["xray"] * (1 - out["mask"])
                 else:
-                    out = self.model(batch["mask"], batch["pose"] if self.cfg["pose_channel"] else None)
+                    out = self.model(batch["mask"], batch["pose"], labels=labels is not None)
                     pred = out["xray"].float()
-                    rows.append(batch_metrics(pred, batch["xray"], self.cfg["styles"], out.get("labels"), batch["labels"] if "labels" in out else None))
+                    pred_labels = out["labels"].argmax(dim=1) if "labels" in out else None
+                    row = score_batch(pred, batch["xray"], batch["mask"], styles, pred_labels=pred_labels, labels=labels)
                     shown_in = batch["mask"].expand_as(pred)
+            rows.append(row)
             if shown is None:
                 shown = (shown_in.float(), pred, batch["xray"])
         self.model.train()
@@ -301,7 +315,7 @@ class Trainer:
         save_u8(self.out / "samples" / f"step-{self.step:06d}.png", img)
 
     def _is_better(self, metrics: dict[str, float]) -> bool:
-        value = metrics["loss"] if self.stage == "stage1" else -metrics["ssim"]
+        value = metrics["loss"] if self.stage == "stage1" else -metrics["ssim_body"]
         if self.best is None or value < self.best:
             self.best = value
             return True
@@ -433,7 +447,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="maskel train", description="Train MaSkel stage 1 (X-ray MAE) or stage 2 (mask -> X-ray).")
     ap.add_argument("stage", choices=["stage1", "stage2"])
     ap.add_argument("--config", default="tiny", help=f"preset ({', '.join(presets())}) or a TOML file")
-    ap.add_argument("--data", required=True, help="dataset directory (manifest.jsonl, or <i>/skeleton.png + label.png)")
+    ap.add_argument("--data", required=True, nargs="+", help="dataset directories (manifest.jsonl, or <i>/skeleton.png + label.png); several are trained on as one")
     ap.add_argument("--out", help="output directory (default runs/<stage>-<config>)")
     ap.add_argument("--resume", action="store_true", help="continue from <out>/state.safetensors")
     ap.add_argument("--stage1", help="stage-1 checkpoint (required for stage2)")
@@ -458,13 +472,15 @@ def main(argv: list[str] | None = None) -> int:
             cfg["seed"] = args.seed
         cfg.setdefault("seed", 0)
         args.out = args.out or f"runs/{args.stage}-{cfg['name']}"
-        if args.stage == "stage2" and not args.stage1:
-            raise MaskelError("stage2 needs --stage1 <stage-1 checkpoint>")
+        needs_stage1 = float(cfg["stage2"]["loss"].get("latent", 0)) > 0 or bool(cfg["generator"].get("quantize", True))
+        if args.stage == "stage2" and needs_stage1 and not args.stage1:
+            raise MaskelError("stage2 needs --stage1 <stage-1 checkpoint> (its latent is the target; only a config with latent = 0 and quantize = false trains without)")
         stage1_meta = None
-        if args.stage == "stage2":
+        args.stage1_model = None
+        if args.stage == "stage2" and args.stage1:
             args.stage1_model, stage1_meta = load_mae(args.stage1, resolution=int(cfg["resolution"]))
         rt = setup_runtime(args.device)
-        data = load_paired(args.data, int(cfg["resolution"]), progress=rt.main)
+        data = load_paired_many(args.data, int(cfg["resolution"]), progress=rt.main)
         cfg = resolve_config(cfg, data, args.stage, stage1_meta)
         trainer = Trainer(args.stage, cfg, data, args, rt)
         if args.resume:

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from maskel import MaskelError
-from maskel.data.joints import CANONICAL_JOINTS, array_to_joints, joints_to_array
-from maskel.data.posemap import render_pose_map
+from maskel.data.joints import CANONICAL_JOINTS, LIMBS, array_to_joints, joints_to_array
+from maskel.data.posemap import render_limb_maps, render_pose_map
 from maskel.imageio import encode_gray, load_gray, load_mask, save_gray, save_mask
 
 
@@ -89,3 +89,20 @@ def test_joints_round_trip_and_pose_map_sides():
     assert pm[60, 5] == 0
     with pytest.raises(MaskelError, match="unknown joint"):
         joints_to_array({"joints": [{"name": "tail", "x": 1, "y": 1}]})
+
+
+def test_limb_maps_keep_each_segment_and_depth_order():
+    arr = np.zeros((len(CANONICAL_JOINTS), 4), np.float32)
+    # forearms crossing in front of the chest: the left one nearer the camera than the right
+    arr[CANONICAL_JOINTS.index("left_elbow")] = [50, 20, 2.0, 1]
+    arr[CANONICAL_JOINTS.index("left_wrist")] = [10, 40, 2.0, 1]
+    arr[CANONICAL_JOINTS.index("right_elbow")] = [10, 20, 2.4, 1]
+    arr[CANONICAL_JOINTS.index("right_wrist")] = [50, 40, 2.4, 0]
+    maps = render_limb_maps(arr, 64)
+    left = [a for a, b, _ in LIMBS].index("left_elbow")
+    right = [a for a, b, _ in LIMBS].index("right_elbow")
+    assert maps.shape == (len(LIMBS), 64, 64)
+    assert set(np.flatnonzero(maps.reshape(len(LIMBS), -1).max(axis=1))) == {left, right}
+    # where they cross, both are present, each in its own channel, the nearer one brighter
+    assert maps[left, 30, 30] == pytest.approx(1.0) and maps[right, 30, 30] == pytest.approx(0.5)
+    assert not render_limb_maps(None, 64).any()  # no rig: the mask-only input

@@ -1,9 +1,9 @@
-"""The MaSkel model parts in process: MAE, generator, checkpoints, GAN gradient isolation,
-augmentation alignment, overfitting a fixed batch."""
+"""The MaSkel model parts in process: convolutional MAE, generator (gating, limb maps, label head
+on demand, stage-1 decoder start, inference quantiser = training quantiser), checkpoints, GAN
+gradient isolation, augmentation and crop alignment, overfitting a fixed batch."""
 
 from __future__ import annotations
 
-import copy
 import pickle
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from maskel.data.datasets import TrainView, load_paired, split_indices
 from maskel.data.joints import JOINT_INDEX
 from maskel.models import build_generator, build_mae, load_generator, load_mae
 from maskel.models.discriminator import build_discriminator
+from maskel.models.generator import LIMB_CHANNELS
 from maskel.models.losses import discriminator_loss, generator_loss
 from maskel.train import load_config
 from tests._train_helpers import LABEL_NAMES, write_manifest_dataset
@@ -29,101 +30,140 @@ def tiny_cfg(pose: bool = True, styles: tuple[str, ...] = ("radiograph", "dxa"),
     return cfg
 
 
-def tiny_batch(cfg: dict, b: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
+def tiny_batch(cfg: dict, b: int = 4, seed: int = 0, size: int | None = None) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    r = cfg["resolution"]
+    r = size or cfg["resolution"]
     mask = (torch.rand(b, 1, r, r, generator=g) > 0.5).float()
     return {
         "mask": mask,
-        "pose": torch.rand(b, 1, r, r, generator=g),
+        "pose": torch.rand(b, LIMB_CHANNELS, r, r, generator=g) * (torch.rand(b, 1, 1, 1, generator=g) > 0.3),
         "xray": torch.rand(b, len(cfg["styles"]), r, r, generator=g) * mask,
-        "labels": torch.randint(0, cfg["num_labels"], (b, r, r), generator=g),
+        "labels": torch.randint(0, max(1, cfg["num_labels"]), (b, r, r), generator=g),
     }
+
+
+def trio(cfg: dict):
+    gen = build_generator(cfg, training=True)
+    return gen, build_mae(cfg).requires_grad_(False), build_discriminator(cfg, gen.in_channels)
 
 
 # --- stage 1 --------------------------------------------------------------------------------
 
 
-def test_mae_latent_is_spatial_and_uses_the_transformer_blocks():
+def test_mae_latent_is_spatial_and_convolutional():
     cfg = tiny_cfg()
     mae = build_mae(cfg).eval()
     x = torch.rand(3, 2, 32, 32)
     z = mae.encode(x)
-    assert z.shape == (3, cfg["mae"]["dim"], 8, 8)
-    # The blocks matter (upstream computed them and threw the result away).
-    other = copy.deepcopy(mae)
-    with torch.no_grad():
-        other.blocks[-1].mlp[2].weight.add_(0.5)
-    assert not torch.allclose(other.encode(x), z)
-    # Registered positional embeddings and mask token travel with the weights.
-    sd = mae.state_dict()
-    assert {"pos_embed", "decoder_pos_embed", "mask_token"} <= set(sd)
-    # A patch moved in the image moves its latent column: the layout is spatial.
-    out = mae(x)
-    assert out["mask"].shape == (3, 64) and int(out["mask"][0].sum()) == 48  # 75% masked
-    assert torch.allclose(mae.unpatchify(mae.patchify(x)), x)
+    assert z.shape == (3, cfg["mae"]["latent_dim"], 8, 8)
+    # Fully convolutional: a frame of another size and aspect gives a latent of its own shape,
+    # and a change in one corner of the X-ray leaves the latent of the far corner unchanged.
+    assert mae.encode(torch.rand(1, 2, 48, 24)).shape == (1, cfg["mae"]["latent_dim"], 12, 6)
+    x = torch.rand(3, 2, 96, 96)
+    z = mae.encode(x)
+    x2 = x.clone()
+    x2[:, :, :4, :4] = 1.0 - x2[:, :, :4, :4]
+    z2 = mae.encode(x2)
+    assert not torch.allclose(z2[:, :, 0, 0], z[:, :, 0, 0])
+    assert torch.allclose(z2[:, :, -1, -1], z[:, :, -1, -1])
+    with pytest.raises(ValueError, match="multiple of the patch size"):
+        mae.encode(torch.rand(1, 2, 30, 32))
 
 
-def test_mae_loss_only_counts_masked_patches():
+def test_mae_masks_patches_and_weights_them_in_the_loss():
     cfg = tiny_cfg()
     mae = build_mae(cfg)
+    mae.full_view = 0.0
     x = torch.rand(2, 2, 32, 32)
     torch.manual_seed(0)
     out = mae(x)
-    target = mae.patchify(x)
-    per = ((out["pred"] - target) ** 2).mean(-1)
-    expect = (per * out["mask"]).sum() / out["mask"].sum()
-    assert torch.allclose(out["loss"], expect)
-    rec = mae.patchify(mae.reconstruct(x, out["pred"].detach(), out["mask"]))
-    visible = out["mask"] == 0
-    assert torch.allclose(rec[visible], target[visible])  # visible patches shown as they are
-    assert torch.allclose(rec[~visible], out["pred"].detach()[~visible].clamp(0, 1))
+    m = out["mask"]
+    assert m.shape == (2, 1, 32, 32)
+    per_patch = m[:, 0, ::4, ::4]  # 4x4 patches, constant inside each
+    assert torch.equal(m, per_patch.repeat_interleave(4, 1).repeat_interleave(4, 2)[:, None])
+    assert [int(v) for v in per_patch.flatten(1).sum(1)] == [48, 48]  # 75% of 64 patches
+    err = (out["pred"] - x).abs() + (out["pred"] - x) ** 2
+    w = m + mae.visible_weight * (1 - m)
+    assert torch.allclose(out["loss"], (err * w).sum() / (w.sum() * 2))
+    mae.full_view = 1.0
+    assert float(mae(x)["mask"].sum()) == 0.0  # full-view samples: nothing blanked
 
 
 # --- stage 2 --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("pose", [True, False])
-def test_load_generator_shapes_and_ranges(tmp_path: Path, pose: bool):
+def test_load_generator_shapes_ranges_and_gating(tmp_path: Path, pose: bool):
     cfg = tiny_cfg(pose=pose)
-    gen = build_generator(cfg)
-    save_checkpoint(tmp_path / "g", gen.state_dict(), make_meta("stage2", cfg, 5, {"ssim": 0.1}, {"samples": 0}))
+    gen = build_generator(cfg, training=True).eval()
+    save_checkpoint(tmp_path / "g", gen.state_dict(), make_meta("stage2", cfg, 5, {"ssim_body": 0.1}, {"samples": 0}))
     loaded, meta = load_generator(tmp_path / "g.safetensors")
     assert not loaded.training and meta["stage"] == "stage2" and meta["styles"] == ["radiograph", "dxa"]
     assert meta["pose_channel"] is pose
-    mask = (torch.rand(3, 1, 32, 32) > 0.5).float()
+    mask = torch.zeros(3, 1, 32, 32)
+    mask[:, :, 8:24, 10:20] = 1.0
+    limbs = torch.rand(3, LIMB_CHANNELS, 32, 32)
     with torch.no_grad():
-        out = loaded(mask, torch.rand(3, 1, 32, 32) if pose else None)
-        ref = gen.eval()(mask, torch.zeros(3, 1, 32, 32) if pose else None)
-    assert out["xray"].shape == (3, 2, 32, 32)
+        out = loaded(mask, limbs if pose else None, labels=True)
+        ref = gen(mask, None)
+        no_labels = loaded(mask, limbs if pose else None)
+    assert out["xray"].shape == (3, 2, 32, 32) and out["labels"].shape == (3, 4, 32, 32)
+    assert "labels" not in no_labels  # the label head runs only when asked for
     assert float(out["xray"].min()) >= 0.0 and float(out["xray"].max()) <= 1.0
-    assert out["labels"].shape == (3, 4, 32, 32)
-    if pose:  # the pose channel is used
+    outside = torch.ones_like(mask)
+    outside[:, :, 7:25, 9:21] = 0.0  # beyond the mask dilated by one pixel
+    assert float((out["xray"] * outside).abs().max()) == 0.0
+    if pose:  # the limb maps are used, and the lookup quantiser matches the library's
         assert not torch.allclose(out["xray"], ref["xray"])
+        with torch.no_grad():
+            assert torch.allclose(loaded(mask, limbs)["xray"], gen(mask, limbs)["xray"], atol=1e-6)
     else:
-        assert torch.equal(out["xray"], ref["xray"])
+        assert torch.allclose(out["xray"], ref["xray"], atol=1e-6)
+    with torch.no_grad():  # fully convolutional: a frame of another aspect
+        assert loaded(torch.ones(1, 1, 24, 40))["xray"].shape == (1, 2, 24, 40)
 
 
-def test_no_label_head_without_labels():
-    gen = build_generator(tiny_cfg(labels=0, styles=("dxa",), pose=False)).eval()
-    out = gen(torch.ones(1, 1, 32, 32))
-    assert set(out) == {"xray"} and out["xray"].shape == (1, 1, 32, 32)
+def test_inference_lookup_equals_the_training_quantiser():
+    cfg = tiny_cfg()
+    lib = build_generator(cfg, training=True)
+    lib.train()
+    lib(*[tiny_batch(cfg)[k] for k in ("mask", "pose")])  # one EMA update moves the codebook
+    lib.eval()
+    look = build_generator(cfg)
+    look.load_state_dict(lib.state_dict())
+    z = torch.randn(2, cfg["mae"]["latent_dim"], 8, 8)
+    with torch.no_grad():
+        q_lib, i_lib, _ = lib.quantize(z)
+        q_look, i_look, _ = look.quantize(z)
+    assert torch.equal(i_lib, i_look) and torch.allclose(q_lib, q_look, atol=1e-6)
+
+
+def test_stage2_decoder_starts_as_the_stage1_decoder():
+    cfg = tiny_cfg()
+    torch.manual_seed(0)
+    mae = build_mae(cfg).eval()
+    gen = build_generator(cfg).eval()
+    gen.init_from_stage1(mae)
+    z = torch.randn(2, cfg["mae"]["latent_dim"], 8, 8)
+    skips = [torch.randn(2, c, 32 // 2**i, 32 // 2**i) for i, c in enumerate(cfg["mae"]["channels"][:-1])]
+    with torch.no_grad():
+        assert torch.allclose(gen.decoder(z, skips)[0], mae.forward_decoder(z))
 
 
 def test_discriminator_gradients_never_reach_the_generator_and_vice_versa():
     cfg = tiny_cfg()
     torch.manual_seed(0)
-    gen, mae, disc = build_generator(cfg), build_mae(cfg).requires_grad_(False), build_discriminator(cfg)
+    gen, mae, disc = trio(cfg)
     batch = tiny_batch(cfg)
     w = dict(cfg["stage2"]["loss"], adv=1.0)
-    loss, terms, pred = generator_loss(gen, mae, disc, batch, w, True, use_adv=True)
+    loss, terms, pred, cond = generator_loss(gen, mae, disc, batch, w, use_adv=True)
     loss.backward()
-    assert "adv" in terms
+    assert {"adv", "latent", "label", "l1", "ssim"} <= set(terms)
     assert all(p.grad is None for p in disc.parameters()), "generator step wrote discriminator grads"
     assert all(p.requires_grad for p in disc.parameters()), "discriminator left frozen"
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in gen.parameters())
     gen.zero_grad(set_to_none=True)
-    d_loss = discriminator_loss(disc, batch, pred, True)
+    d_loss = discriminator_loss(disc, batch["xray"], pred, cond)
     d_loss.backward()
     assert all(p.grad is None for p in gen.parameters()), "discriminator step leaked into the generator"
     assert all(p.grad is not None for p in disc.parameters())
@@ -132,28 +172,30 @@ def test_discriminator_gradients_never_reach_the_generator_and_vice_versa():
 def test_adversarial_term_changes_generator_gradients():
     cfg = tiny_cfg()
     torch.manual_seed(0)
-    gen, mae, disc = build_generator(cfg), build_mae(cfg).requires_grad_(False), build_discriminator(cfg)
+    gen, mae, disc = trio(cfg)
     batch = tiny_batch(cfg)
     grads = []
     for use_adv in (False, True):
         gen.zero_grad(set_to_none=True)
         gen.quantizer.eval()  # no EMA update between the two passes
-        loss, _, _ = generator_loss(gen, mae, disc, batch, dict(cfg["stage2"]["loss"], adv=1.0), True, use_adv)
+        loss, _, _, _ = generator_loss(gen, mae, disc, batch, dict(cfg["stage2"]["loss"], adv=1.0), use_adv)
         loss.backward()
-        grads.append(gen.to_xray.weight.grad.clone())
+        grads.append(gen.decoder.to_xray.weight.grad.clone())
     assert not torch.allclose(grads[0], grads[1])
 
 
 def test_stage2_overfits_a_fixed_batch():
     cfg = tiny_cfg()
     torch.manual_seed(0)
-    gen, mae, disc = build_generator(cfg), build_mae(cfg).requires_grad_(False), build_discriminator(cfg)
+    gen, mae, disc = trio(cfg)
     batch = tiny_batch(cfg)
+    # a target the mask determines (noise cannot be drawn from a mask): its local density
+    batch["xray"] = (torch.nn.functional.avg_pool2d(batch["mask"], 5, 1, 2) * batch["mask"]).expand(-1, 2, -1, -1)
     opt = torch.optim.Adam(gen.parameters(), lr=3e-3)
-    w = dict(cfg["stage2"]["loss"], adv=0.0)
+    w = dict(cfg["stage2"]["loss"], adv=0.0, label=0.0)
     first = last = None
-    for _ in range(40):
-        loss, terms, _ = generator_loss(gen, mae, disc, batch, w, True, use_adv=False)
+    for _ in range(80):
+        loss, terms, _, _ = generator_loss(gen, mae, disc, batch, w, use_adv=False)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -166,7 +208,8 @@ def test_stage1_overfits_a_fixed_batch():
     cfg = tiny_cfg()
     torch.manual_seed(0)
     mae = build_mae(cfg)
-    x = tiny_batch(cfg)["xray"]
+    m = tiny_batch(cfg)["mask"]
+    x = torch.nn.functional.avg_pool2d(m, 9, 1, 4).expand(-1, 2, -1, -1)  # smooth: blanked patches are predictable
     opt = torch.optim.Adam(mae.parameters(), lr=3e-3)
     losses = []
     for _ in range(40):
@@ -214,14 +257,14 @@ def test_checkpoint_metadata_is_validated(tmp_path: Path):
 def test_training_state_round_trip(tmp_path: Path):
     cfg = tiny_cfg()
     torch.manual_seed(0)
-    gen = build_generator(cfg)
+    gen, mae, disc = trio(cfg)
     opt = torch.optim.AdamW(gen.parameters(), lr=1e-3)
-    loss, _, _ = generator_loss(gen, build_mae(cfg).requires_grad_(False), build_discriminator(cfg), tiny_batch(cfg), cfg["stage2"]["loss"], True, False)
+    loss, _, _, _ = generator_loss(gen, mae, disc, tiny_batch(cfg), cfg["stage2"]["loss"], False)
     loss.backward()
     opt.step()
     save_state(tmp_path / "state", {"generator": gen}, {"generator": opt}, {"step": 1})
     torch.manual_seed(1)
-    gen2 = build_generator(cfg)
+    gen2 = build_generator(cfg, training=True)
     opt2 = torch.optim.AdamW(gen2.parameters(), lr=1e-3)
     extra = load_state(tmp_path / "state", {"generator": gen2}, {"generator": opt2})
     assert extra == {"step": 1}
@@ -277,7 +320,13 @@ def test_dataset_reads_frames_and_splits(tmp_path: Path):
     assert all(torch.equal(a[k], b[k]) for k in a)  # per-sample randomness is derived, not drawn
     view.set_epoch(1)
     assert any(not torch.equal(a[k], view[0][k]) for k in ("mask", "xray"))
-    assert a["pose"].max() > 0  # joints were drawn
+    assert a["pose"].shape == (LIMB_CHANNELS, 32, 32) and a["pose"].max() > 0  # joints were drawn
+    cropped = TrainView(data, train, seed=1, augment=AugmentConfig(), resolution=32, crop=16)
+    c = cropped[0]
+    assert c["mask"].shape == (1, 16, 16) and c["pose"].shape == (LIMB_CHANNELS, 16, 16) and c["xray"].shape == (2, 16, 16)
+    assert c["mask"].sum() > 0  # crops are centred on the body
+    with pytest.raises(MaskelError, match="multiple of 8"):
+        TrainView(data, train, seed=1, augment=None, resolution=32, crop=12)
 
 
 def test_pose_dropout_removes_the_joints():

@@ -66,11 +66,11 @@ def test_stage1_then_stage2_end_to_end(work: dict[str, Path]):
     assert "stage2: 12 steps" in proc.stdout
     gen, meta = load_generator(out / "last.safetensors")
     assert meta["stage"] == "stage2" and meta["step"] == 12 and meta["pose_channel"] is True
-    assert meta["data"]["samples"] == 12 and "ssim" in meta["metrics"] and "bone_dice" in meta["metrics"]
+    assert meta["data"]["samples"] == 12 and "ssim_body" in meta["metrics"] and "bone_dice" in meta["metrics"]
     # only what generation needs: no discriminator, no MAE
     assert not any(k.startswith(("disc", "mae")) for k in load_file(out / "last.safetensors"))
     with torch.no_grad():
-        y = gen(torch.ones(1, 1, 32, 32), torch.zeros(1, 1, 32, 32))
+        y = gen(torch.ones(1, 1, 32, 32), None, labels=True)
     assert y["xray"].shape == (1, 2, 32, 32) and y["labels"].shape == (1, 4, 32, 32)
     recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert any("adv" in r and "d_loss" in r for r in recs if r["kind"] == "train")  # GAN active after warm-up
@@ -83,7 +83,7 @@ def test_upstream_layout_end_to_end(tmp_path: Path):
     gen, meta = load_generator(tmp_path / "s2" / "last.json")
     assert meta["styles"] == ["dxa"] and meta["pose_channel"] is False
     with torch.no_grad():
-        y = gen(torch.ones(2, 1, 32, 32), None)
+        y = gen(torch.ones(2, 1, 32, 32), None, labels=True)
     assert set(y) == {"xray"} and y["xray"].shape == (2, 1, 32, 32)
 
 

@@ -24,7 +24,7 @@ from maskel.data.augment import AugmentConfig, augment_sample, mirror_label_tabl
 from maskel.data.framing import compute_frame, frame_image, frame_joints, frame_mask
 from maskel.data.joints import joints_to_array
 from maskel.data.manifest import read_manifest
-from maskel.data.posemap import render_pose_map
+from maskel.data.posemap import render_limb_maps
 from maskel.imageio import load_gray, load_labels, load_mask
 
 UPSTREAM_STYLE = "dxa"
@@ -170,6 +170,23 @@ def load_paired(root: str | os.PathLike, resolution: int, progress: bool = True)
     return data
 
 
+def load_paired_many(roots: list[str | os.PathLike], resolution: int, progress: bool = True) -> PairedData:
+    """Several datasets of the same styles and labels read as one; sample ids get their folder's
+    name as a prefix so they stay unique (and the validation split stays a function of the id)."""
+    if len(roots) == 1:
+        return load_paired(roots[0], resolution, progress)
+    parts = [load_paired(r, resolution, progress) for r in roots]
+    first = parts[0]
+    for root, part in zip(roots[1:], parts[1:], strict=True):
+        if part.styles != first.styles or part.label_names != first.label_names:
+            raise MaskelError(f"{root}: its styles or bone labels differ from {roots[0]}'s; datasets trained together must agree")
+    merged = PairedData(root=first.root, layout=first.layout, styles=first.styles, label_names=first.label_names)
+    for root, part in zip(roots, parts, strict=True):
+        name = Path(root).name
+        merged.samples += [FramedSample(f"{name}/{x.id}", x.mask, x.xray, x.labels, x.joints) for x in part.samples]
+    return merged
+
+
 def split_indices(ids: list[str], val_fraction: float) -> tuple[list[int], list[int]]:
     """Deterministic train/val split by a hash of each sample id (stable as a dataset grows)."""
 
@@ -187,12 +204,23 @@ def split_indices(ids: list[str], val_fraction: float) -> tuple[list[int], list[
     return train, val
 
 
-class TrainView(torch.utils.data.Dataset):
-    """Tensors for the model: mask (1,R,R), pose (1,R,R), xray (S,R,R), labels (R,R) int64 (all
-    zeros when the data has none). Augmented when ``augment`` is given; call set_epoch per epoch."""
+CROP_ALIGN = 8
+"""Crops start on multiples of this, so a crop's latent grid lines up with the full frame's."""
 
-    def __init__(self, data: PairedData, indices: list[int], seed: int, augment: AugmentConfig | None, resolution: int):
+
+class TrainView(torch.utils.data.Dataset):
+    """Tensors for the model: mask (1,R,R), pose (L,R,R) limb maps (all zeros without joints),
+    xray (S,R,R), labels (R,R) int64 (all zeros when the data has none). Augmented when
+    ``augment`` is given; cut to a ``crop`` x ``crop`` window around a random body pixel when
+    ``crop`` is given (the models are fully convolutional). Call set_epoch per epoch."""
+
+    def __init__(
+        self, data: PairedData, indices: list[int], seed: int, augment: AugmentConfig | None, resolution: int, crop: int | None = None
+    ):
         self.data, self.indices, self.seed, self.augment, self.resolution = data, indices, seed, augment, resolution
+        if crop is not None and (crop > resolution or crop % CROP_ALIGN):
+            raise MaskelError(f"crop {crop} must be a multiple of {CROP_ALIGN} and at most the resolution {resolution}")
+        self.crop = crop if crop != resolution else None
         self.epoch = 0
         self.mirror = mirror_label_table(data.label_names)
 
@@ -202,19 +230,31 @@ class TrainView(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
+    def _crop_window(self, rng: np.random.Generator, mask: np.ndarray) -> tuple[slice, slice]:
+        c, r = self.crop, self.resolution
+        ys, xs = np.nonzero(mask)
+        k = int(rng.integers(len(ys))) if len(ys) else 0
+        cy, cx = (ys[k], xs[k]) if len(ys) else (r // 2, r // 2)
+        y0 = int(np.clip(cy - c // 2, 0, r - c)) // CROP_ALIGN * CROP_ALIGN
+        x0 = int(np.clip(cx - c // 2, 0, r - c)) // CROP_ALIGN * CROP_ALIGN
+        return slice(y0, y0 + c), slice(x0, x0 + c)
+
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         s = self.data.samples[self.indices[i]]
         mask = s.mask.astype(np.float32)
         xray = s.xray.astype(np.float32)
         labels = s.labels if s.labels is not None else np.zeros(mask.shape, np.uint8)
         joints = s.joints
+        rng = np.random.default_rng([self.seed, self.epoch, self.indices[i]])
         if self.augment is not None:
-            rng = np.random.default_rng([self.seed, self.epoch, self.indices[i]])
             mask, xray, labels, joints = augment_sample(rng, self.augment, mask, xray, labels, joints, self.mirror)
-        pose = render_pose_map(joints, self.resolution) if joints is not None else np.zeros_like(mask)
+        pose = render_limb_maps(joints, self.resolution)
+        if self.crop is not None:
+            rows, cols = self._crop_window(rng, mask)
+            mask, xray, labels, pose = mask[rows, cols], xray[:, rows, cols], labels[rows, cols], pose[:, rows, cols]
         return {
             "mask": torch.from_numpy(np.ascontiguousarray(mask[None])),
-            "pose": torch.from_numpy(np.ascontiguousarray(pose[None], dtype=np.float32)),
+            "pose": torch.from_numpy(np.ascontiguousarray(pose, dtype=np.float32)),
             "xray": torch.from_numpy(np.ascontiguousarray(xray)),
             "labels": torch.from_numpy(np.ascontiguousarray(labels).astype(np.int64)),
         }

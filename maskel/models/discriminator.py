@@ -29,10 +29,11 @@ class Discriminator(nn.Module):
         return self.net(torch.cat([cond, xray], dim=1))
 
 
-def build_discriminator(config: dict[str, Any]) -> Discriminator:
+def build_discriminator(config: dict[str, Any], cond_channels: int) -> Discriminator:
+    """For X-rays of the config's styles beside a condition of ``cond_channels`` (the generator's
+    input: mask and limb maps)."""
     d = config["discriminator"]
-    cond = 2 if config["pose_channel"] else 1
-    return Discriminator(cond + len(config["styles"]), int(d["channels"]), int(d["layers"]))
+    return Discriminator(cond_channels + len(config["styles"]), int(d["channels"]), int(d["layers"]))
 
 
 def d_hinge_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:

@@ -1,178 +1,122 @@
-"""Stage 2: silhouette (+ optional pose map) -> X-ray.
+"""Stage 2: silhouette (+ limb maps when the rig is known) -> X-ray, drawn at full resolution.
 
-mask encoder (conv down to the stage-1 patch grid, then transformer blocks for global context)
--> latent of the stage-1 MAE's shape (trained to land on the frozen MAE latent of the true X-ray)
--> vector quantiser (vector-quantize-pytorch: EMA codebook, dead-code restart, commitment loss on
-the encoder side only) -> convolutional decoder to all X-ray styles (sigmoid, [0, 1]) and an
-optional bone-label head (logits). The decoder also sees the conditioning image (mask and pose
-map) resized to each of its scales, so the silhouette's outline is reproduced exactly.
+mask encoder (fully convolutional, down to the stage-1 latent grid, 1/p of the image, dilated
+context blocks at the bottom) -> latent trained to land on the frozen stage-1 latent of the true
+X-ray -> vector quantiser (``maskel.models.vq``) -> the stage-1 decoder, continued: it starts as
+the decoder that learned to draw X-rays from that latent and gains skip connections from the mask
+encoder (zero at the start), so it draws at the input's own resolution with the silhouette's
+exact outline. Output in [0, 1] per style, multiplied by the mask dilated by one pixel (air is
+black; this also keeps training from collapsing to an all-black image). An optional bone-label
+head (logits) runs only when labels are asked for.
+
+With ``quantize = false`` and ``skips = true`` and no stage 1 this is a plain U-Net (the pix2pix
+baseline); with ``skips = false``, no residual blocks and 64² it behaves like the published
+MaSkel code (the other baseline). Fully convolutional: trains on crops, runs on any frame whose
+sides are multiples of p.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from vector_quantize_pytorch import VectorQuantize
 
-from maskel.models.mae import Block, latent_shape, sincos_2d
+from maskel.data.joints import LIMBS
+from maskel.models.blocks import ConvEncoder, XrayDecoder
+from maskel.models.mae import XrayMAE, latent_shape, mae_kwargs
+from maskel.models.vq import build_quantizer
 
-
-def _groups(c: int) -> int:
-    return math.gcd(c, 8)
-
-
-class ResBlock(nn.Module):
-    def __init__(self, c: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.GroupNorm(_groups(c), c), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1),
-            nn.GroupNorm(_groups(c), c), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1),
-        )  # fmt: skip
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
-
-
-class MaskEncoder(nn.Module):
-    """(B, in_ch, R, R) -> (B, latent_dim, R/p, R/p)."""
-
-    def __init__(self, in_ch: int, channels: list[int], latent_dim: int, grid: int, res_blocks: int, attn_depth: int, heads: int):
-        super().__init__()
-        self.stem = nn.Conv2d(in_ch, channels[0], 3, padding=1)
-        layers: list[nn.Module] = []
-        c = channels[0]
-        for nxt in channels[1:]:
-            layers += [ResBlock(c) for _ in range(res_blocks)]
-            layers.append(nn.Conv2d(c, nxt, 4, stride=2, padding=1))
-            c = nxt
-        layers += [ResBlock(c) for _ in range(res_blocks)]
-        self.body = nn.Sequential(*layers)
-        self.to_latent = nn.Conv2d(c, latent_dim, 1)
-        self.register_buffer("pos_embed", sincos_2d(latent_dim, grid)[None], persistent=True)
-        self.blocks = nn.ModuleList(Block(latent_dim, heads) for _ in range(attn_depth))
-        self.norm = nn.LayerNorm(latent_dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.to_latent(self.body(self.stem(x)))
-        b, d, g, _ = h.shape
-        t = h.flatten(2).transpose(1, 2) + self.pos_embed
-        for blk in self.blocks:
-            t = blk(t)
-        return self.norm(t).transpose(1, 2).reshape(b, d, g, g)
-
-
-class Decoder(nn.Module):
-    """(B, latent_dim, g, g) + conditioning (B, in_ch, R, R) -> features (B, channels[0], R, R)."""
-
-    def __init__(self, latent_dim: int, channels: list[int], in_ch: int, res_blocks: int):
-        super().__init__()
-        rev = list(reversed(channels))
-        self.inp = nn.Conv2d(latent_dim + in_ch, rev[0], 3, padding=1)
-        self.stages = nn.ModuleList()
-        self.ups = nn.ModuleList()
-        c = rev[0]
-        for nxt in rev[1:]:
-            self.stages.append(nn.Sequential(*[ResBlock(c) for _ in range(res_blocks)]))
-            self.ups.append(nn.Conv2d(c + in_ch, nxt, 3, padding=1))
-            c = nxt
-        self.stages.append(nn.Sequential(*[ResBlock(c) for _ in range(res_blocks)]))
-        self.out_norm = nn.GroupNorm(_groups(c), c)
-
-    def forward(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        def at(size: int) -> torch.Tensor:
-            return F.interpolate(cond, size=(size, size), mode="area") if cond.shape[-1] != size else cond
-
-        h = self.inp(torch.cat([z, at(z.shape[-1])], dim=1))
-        for i, stage in enumerate(self.stages):
-            h = stage(h)
-            if i < len(self.ups):
-                h = F.interpolate(h, scale_factor=2.0, mode="nearest")
-                h = self.ups[i](torch.cat([h, at(h.shape[-1])], dim=1))
-        return F.silu(self.out_norm(h))
+LIMB_CHANNELS = len(LIMBS)
 
 
 class MaskelGenerator(nn.Module):
-    """``gen(mask, pose_map)`` -> {"xray": (B, S, R, R) in [0, 1], "labels": (B, K, R, R) logits}."""
+    """``gen(mask, limbs)`` -> {"xray": (B, S, H, W) in [0, 1][, "labels": (B, K, H, W) logits]}."""
 
     def __init__(
         self,
-        resolution: int,
         styles: list[str],
         pose_channel: bool,
         num_labels: int,
-        latent_dim: int,
-        grid: int,
         channels: list[int],
+        latent_dim: int,
+        quantizer: nn.Module | None,
         res_blocks: int = 1,
-        attn_depth: int = 2,
-        heads: int = 4,
-        codebook_size: int = 512,
-        codebook_dim: int = 32,
-        commitment_weight: float = 0.25,
-        ema_decay: float = 0.95,
-        dead_code_threshold: float = 1.0,
+        context_blocks: int = 4,
+        skips: bool = True,
     ):
         super().__init__()
-        if resolution // grid != 2 ** (len(channels) - 1):
-            raise ValueError(f"{len(channels)} channel stages do not map {resolution}px to a {grid}x{grid} latent grid")
-        self.resolution, self.styles, self.pose_channel = resolution, list(styles), pose_channel
-        in_ch = 2 if pose_channel else 1
-        self.encoder = MaskEncoder(in_ch, channels, latent_dim, grid, res_blocks, attn_depth, heads)
-        self.quantizer = VectorQuantize(
-            dim=latent_dim,
-            codebook_size=codebook_size,
-            codebook_dim=codebook_dim,
-            decay=ema_decay,
-            commitment_weight=commitment_weight,
-            threshold_ema_dead_code=dead_code_threshold,
-            accept_image_fmap=True,
-        )
-        self.decoder = Decoder(latent_dim, channels, in_ch, res_blocks)
-        self.to_xray = nn.Conv2d(channels[0], len(styles), 3, padding=1)
+        self.styles, self.pose_channel = list(styles), pose_channel
+        self.patch = 2 ** (len(channels) - 1)
+        self.in_channels = 1 + (LIMB_CHANNELS if pose_channel else 0)
+        self.encoder = ConvEncoder(self.in_channels, channels, latent_dim, res_blocks, context_blocks)
+        self.quantizer = quantizer
+        self.decoder = XrayDecoder(latent_dim, channels, len(styles), res_blocks, skip_channels=channels[:-1] if skips else None)
         self.label_head = nn.Conv2d(channels[0], num_labels, 1) if num_labels > 0 else None
 
-    def forward(self, mask: torch.Tensor, pose_map: torch.Tensor | None = None, internals: bool = False) -> dict[str, Any]:
-        if self.pose_channel:
-            # A missing pose (e.g. an unrecognised rig) is an all-zero map, as seen in training
-            # for samples whose joints are absent.
-            cond = torch.cat([mask, pose_map if pose_map is not None else torch.zeros_like(mask)], dim=1)
-        else:
-            cond = mask
-        z = self.encoder(cond)
-        with torch.autocast(z.device.type, enabled=False):  # codebook distances and EMA in float32
-            q, indices, commit = self.quantizer(z.float())
-        h = self.decoder(q, cond)
-        out: dict[str, Any] = {"xray": torch.sigmoid(self.to_xray(h))}
-        if self.label_head is not None:
-            out["labels"] = self.label_head(h)
+    def condition(self, mask: torch.Tensor, limbs: torch.Tensor | None) -> torch.Tensor:
+        """The encoder's input: the mask, then the limb maps (all zeros when the rig is unknown,
+        as seen in training for samples whose joints were dropped)."""
+        if not self.pose_channel:
+            return mask
+        if limbs is None:
+            limbs = mask.new_zeros(mask.shape[0], LIMB_CHANNELS, *mask.shape[-2:])
+        return torch.cat([mask, limbs], dim=1)
+
+    def forward_encoder(self, cond: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        if cond.shape[-1] % self.patch or cond.shape[-2] % self.patch:
+            raise ValueError(f"input size {tuple(cond.shape[-2:])} is not a multiple of {self.patch}")
+        return self.encoder(cond)
+
+    def quantize(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """-> (quantised latent, code indices, commitment loss); identity without a quantiser."""
+        if self.quantizer is None:
+            return latent, None, latent.new_zeros(())
+        with torch.autocast(latent.device.type, enabled=False):  # codebook distances and EMA in float32
+            q, indices, commit = self.quantizer(latent.float())
+        return q.to(latent.dtype), indices, commit.sum()
+
+    def forward_decoder(self, q: torch.Tensor, skips: list[torch.Tensor], mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (X-ray gated by the 1-px dilated mask, final features)."""
+        xray, features = self.decoder(q, skips)
+        return xray * F.max_pool2d(mask, 3, stride=1, padding=1), features
+
+    def forward(self, mask: torch.Tensor, limbs: torch.Tensor | None = None, labels: bool = False, internals: bool = False) -> dict[str, Any]:
+        cond = self.condition(mask, limbs)
+        latent, skips = self.forward_encoder(cond)
+        q, indices, commit = self.quantize(latent)
+        xray, features = self.forward_decoder(q, skips, mask)
+        out: dict[str, Any] = {"xray": xray}
+        if labels and self.label_head is not None:
+            out["labels"] = self.label_head(features)
         if internals:
-            out.update(latent=z, commit=commit.sum(), indices=indices)
+            out.update(latent=latent, commit=commit, indices=indices, cond=cond)
         return out
 
+    def init_from_stage1(self, mae: XrayMAE) -> None:
+        """Start the decoder as the stage-1 decoder (the skip projections stay at zero)."""
+        missing, unexpected = self.decoder.load_state_dict(mae.decoder.state_dict(), strict=False)
+        if unexpected or any(not k.startswith("skip_proj.") for k in missing):
+            raise ValueError("the stage-1 decoder does not match this generator's decoder")
 
-def build_generator(config: dict[str, Any]) -> MaskelGenerator:
-    """A stage-2 generator from a resolved training config (``resolution``, ``styles``,
-    ``pose_channel``, ``num_labels``, ``[mae]`` for the latent shape, ``[generator]``)."""
+
+def build_generator(config: dict[str, Any], training: bool = False) -> MaskelGenerator:
+    """A stage-2 generator from a resolved training config (``styles``, ``pose_channel``,
+    ``num_labels``, ``[mae]`` for the latent and the encoder/decoder shape, ``[generator]``). ``training`` picks the
+    library quantiser (EMA codebook updates) instead of the inference lookup."""
     g = config["generator"]
-    dim, grid = latent_shape(config)
+    dim, _ = latent_shape(config)
+    arch = mae_kwargs(config)  # the decoder is the stage-1 decoder's shape
+    quantize = bool(g.get("quantize", True))
     return MaskelGenerator(
-        resolution=int(config["resolution"]),
         styles=list(config["styles"]),
         pose_channel=bool(config["pose_channel"]),
         num_labels=int(config.get("num_labels", 0)) if g.get("label_head", True) else 0,
+        channels=arch["channels"],
         latent_dim=dim,
-        grid=grid,
-        channels=[int(c) for c in g["channels"]],
-        res_blocks=int(g.get("res_blocks", 1)),
-        attn_depth=int(g.get("attn_depth", 2)),
-        heads=int(g.get("heads", 4)),
-        codebook_size=int(g["codebook_size"]),
-        codebook_dim=int(g["codebook_dim"]),
-        commitment_weight=float(g["commitment_weight"]),
-        ema_decay=float(g["ema_decay"]),
-        dead_code_threshold=float(g["dead_code_threshold"]),
+        quantizer=build_quantizer(dim, g, training) if quantize else None,
+        res_blocks=arch["res_blocks"],
+        context_blocks=int(g.get("context_blocks", 4)),
+        skips=bool(g.get("skips", True)),
     )

@@ -4,6 +4,8 @@ Stage 2 alternates a generator step and a discriminator step with separate optim
 - generator step: the discriminator's parameters are frozen (requires_grad False) and it is
   called unwrapped (no DDP gradient sync), so the adversarial term reaches only the generator;
 - discriminator step: the generated X-ray is detached, so no gradient reaches the generator.
+Pixel terms (L1, SSIM) are averaged inside the body (the mask dilated by 2 px), where all the
+information is: outside it both images are black.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from maskel.evaluate import ssim
+from maskel.metrics import masked_mean, ssim
 from maskel.models.discriminator import d_hinge_loss, g_hinge_loss
 
 
@@ -37,52 +39,49 @@ def latent_distance(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torc
     return F.mse_loss(pred, target)
 
 
-def cond_of(batch: dict[str, torch.Tensor], pose_channel: bool) -> torch.Tensor:
-    return torch.cat([batch["mask"], batch["pose"]], dim=1) if pose_channel else batch["mask"]
+def body_region(mask: torch.Tensor) -> torch.Tensor:
+    """The mask dilated by 2 px: where the pixel losses are taken."""
+    return F.max_pool2d(mask, 5, stride=1, padding=2)
 
 
 def generator_loss(
     gen: nn.Module,
-    mae: nn.Module,
+    mae: nn.Module | None,
     disc: nn.Module,
     batch: dict[str, torch.Tensor],
     weights: dict[str, Any],
-    pose_channel: bool,
     use_adv: bool,
-) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
-    """Stage-2 generator objective -> (loss, logged terms, generated X-ray). ``disc`` must be the
-    unwrapped discriminator; it is frozen here."""
+) -> tuple[torch.Tensor, dict[str, float], torch.Tensor, torch.Tensor]:
+    """Stage-2 generator objective -> (loss, logged terms, generated X-ray, condition). ``disc``
+    must be the unwrapped discriminator; it is frozen here. ``mae`` (frozen) gives the latent
+    target; without it (the U-Net baseline) there is no latent term."""
     xray = batch["xray"]
-    out = gen(batch["mask"], batch["pose"] if pose_channel else None, internals=True)
-    pred = out["xray"]
-    with torch.no_grad():
-        target_latent = mae.encode(xray)
+    want_labels = float(weights.get("label", 0)) > 0
+    out = gen(batch["mask"], batch["pose"], labels=want_labels, internals=True)
+    pred = out["xray"].float()
+    body = body_region(batch["mask"])
     terms: dict[str, torch.Tensor] = {
-        "latent": latent_distance(out["latent"].float(), target_latent.float(), weights.get("latent_kind", "mse")),
         "commit": out["commit"].float(),
-        "l1": F.l1_loss(pred.float(), xray),
-        "l2": F.mse_loss(pred.float(), xray),
-        "ssim": 1.0 - ssim(pred.float(), xray).mean(),
+        "l1": masked_mean((pred - xray).abs(), body).mean(),
+        "ssim": 1.0 - ssim(pred, xray, body).mean(),
     }
-    loss = terms["latent"] * float(weights["latent"]) + terms["commit"]  # commitment weight is inside the VQ
-    for k in ("l1", "l2", "ssim"):
-        loss = loss + float(weights[k]) * terms[k]
-    if float(weights.get("perceptual", 0)) > 0:
-        terms["perceptual"] = F.mse_loss(mae.encode(pred).float(), target_latent.float())
-        loss = loss + float(weights["perceptual"]) * terms["perceptual"]
-    if "labels" in out and float(weights.get("label", 0)) > 0:
+    loss = terms["commit"] + float(weights["l1"]) * terms["l1"] + float(weights["ssim"]) * terms["ssim"]
+    if mae is not None and float(weights.get("latent", 0)) > 0:
+        with torch.no_grad():
+            target_latent = mae.encode(xray)
+        terms["latent"] = latent_distance(out["latent"].float(), target_latent.float(), weights.get("latent_kind", "mse"))
+        loss = loss + float(weights["latent"]) * terms["latent"]
+    if want_labels and "labels" in out:
         terms["label"] = F.cross_entropy(out["labels"].float(), batch["labels"])
         loss = loss + float(weights["label"]) * terms["label"]
     if use_adv and float(weights.get("adv", 0)) > 0:
         with frozen(disc):
-            terms["adv"] = g_hinge_loss(disc(cond_of(batch, pose_channel), pred).float())
+            terms["adv"] = g_hinge_loss(disc(out["cond"], out["xray"]).float())
         loss = loss + float(weights["adv"]) * terms["adv"]
-    return loss, {k: float(v.detach()) for k, v in terms.items()}, pred
+    return loss, {k: float(v.detach()) for k, v in terms.items()}, out["xray"], out["cond"]
 
 
-def discriminator_loss(disc: nn.Module, batch: dict[str, torch.Tensor], pred: torch.Tensor, pose_channel: bool) -> torch.Tensor:
+def discriminator_loss(disc: nn.Module, xray: torch.Tensor, pred: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
     """Hinge loss of the discriminator on true vs generated (detached) X-rays."""
-    cond = cond_of(batch, pose_channel)
-    real = disc(cond, batch["xray"])
-    fake = disc(cond, pred.detach())
-    return d_hinge_loss(real.float(), fake.float())
+    cond = cond.detach()
+    return d_hinge_loss(disc(cond, xray).float(), disc(cond, pred.detach()).float())

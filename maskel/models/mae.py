@@ -1,10 +1,13 @@
-"""Stage 1: a masked autoencoder over X-ray patches (in the spirit of He et al., "Masked
-Autoencoders Are Scalable Vision Learners"), written for MaSkel.
+"""Stage 1: a convolutional masked autoencoder over X-rays.
 
-Unlike the upstream MaSkel code, the transformer blocks are really applied, the fixed 2-D sin-cos
-positional embeddings are registered buffers (saved with the weights), the mask token is a
-parameter, and ``encode`` returns a latent with a spatial layout (B, D, H/p, W/p): the patch grid
-on the spatial axes, features on the channel axis. That latent is the target of stage 2.
+In the spirit of He et al., "Masked Autoencoders Are Scalable Vision Learners" (the method
+MaSkel's stage 1 follows), made convolutional so the latent keeps a spatial layout at 1/p of
+the image (p = ``patch``), trains on crops and runs on any frame: random p x p patches of the
+X-ray are blanked (their pixels set to 0, an indicator channel marks them), the encoder maps what
+is left to the latent (B, D, H/p, W/p), and the decoder redraws the whole X-ray from the latent.
+The loss weights the blanked patches fully and the visible ones by ``visible_weight``. A fraction
+``full_view`` of the samples is shown unmasked, because stage 2 targets ``encode`` of whole
+X-rays. The decoder learned here is where stage 2's decoder starts.
 """
 
 from __future__ import annotations
@@ -12,191 +15,104 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-
-def sincos_2d(dim: int, grid: int) -> torch.Tensor:
-    """Fixed 2-D sin-cos positional embedding, (grid*grid, dim): half the channels encode the row,
-    half the column, each with geometric frequencies."""
-    if dim % 4:
-        raise ValueError("embedding dim must be a multiple of 4")
-    quarter = dim // 4
-    omega = 1.0 / (10000 ** (torch.arange(quarter, dtype=torch.float64) / quarter))
-    ys, xs = torch.meshgrid(torch.arange(grid, dtype=torch.float64), torch.arange(grid, dtype=torch.float64), indexing="ij")
-    parts = []
-    for coord in (ys.reshape(-1), xs.reshape(-1)):
-        ang = coord[:, None] * omega[None, :]
-        parts += [torch.sin(ang), torch.cos(ang)]
-    return torch.cat(parts, dim=1).float()
-
-
-class Block(nn.Module):
-    """Pre-norm transformer block: x + MHSA(LN(x)), x + MLP(LN(x))."""
-
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.norm2 = nn.LayerNorm(dim)
-        hidden = int(dim * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.norm1(x)
-        x = x + self.attn(h, h, h, need_weights=False)[0]
-        return x + self.mlp(self.norm2(x))
+from maskel.models.blocks import ConvEncoder, XrayDecoder
 
 
 class XrayMAE(nn.Module):
-    """ViT encoder + light transformer decoder over non-overlapping p x p patches of a
-    (B, C, R, R) X-ray (C = number of styles)."""
+    """Masked autoencoder of (B, C, H, W) X-rays (C = number of styles)."""
 
     def __init__(
         self,
-        resolution: int,
         in_channels: int,
-        patch: int = 4,
-        dim: int = 192,
-        depth: int = 6,
-        heads: int = 6,
-        decoder_dim: int = 128,
-        decoder_depth: int = 2,
-        decoder_heads: int = 4,
+        channels: list[int],
+        latent_dim: int,
+        res_blocks: int = 1,
+        context_blocks: int = 2,
         mask_ratio: float = 0.75,
-        norm_pix_loss: bool = False,
-        loss_on_all: bool = False,
+        full_view: float = 0.25,
+        visible_weight: float = 0.25,
     ):
         super().__init__()
-        if resolution % patch:
-            raise ValueError(f"resolution {resolution} is not a multiple of the patch size {patch}")
-        self.resolution, self.in_channels, self.patch, self.dim = resolution, in_channels, patch, dim
-        self.grid = resolution // patch
-        self.mask_ratio, self.norm_pix_loss, self.loss_on_all = mask_ratio, norm_pix_loss, loss_on_all
-        n = self.grid * self.grid
-        self.patch_embed = nn.Conv2d(in_channels, dim, kernel_size=patch, stride=patch)
-        self.register_buffer("pos_embed", sincos_2d(dim, self.grid)[None], persistent=True)
-        self.blocks = nn.ModuleList(Block(dim, heads) for _ in range(depth))
-        self.norm = nn.LayerNorm(dim)
-        self.decoder_embed = nn.Linear(dim, decoder_dim)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
-        self.register_buffer("decoder_pos_embed", sincos_2d(decoder_dim, self.grid)[None], persistent=True)
-        self.decoder_blocks = nn.ModuleList(Block(decoder_dim, decoder_heads) for _ in range(decoder_depth))
-        self.decoder_norm = nn.LayerNorm(decoder_dim)
-        self.decoder_pred = nn.Linear(decoder_dim, patch * patch * in_channels)
-        self.num_patches = n
-        self._init_weights()
+        self.in_channels, self.latent_dim = in_channels, latent_dim
+        self.patch = 2 ** (len(channels) - 1)
+        self.mask_ratio, self.full_view, self.visible_weight = mask_ratio, full_view, visible_weight
+        self.encoder = ConvEncoder(in_channels + 1, channels, latent_dim, res_blocks, context_blocks)
+        self.decoder = XrayDecoder(latent_dim, channels, in_channels, res_blocks)
 
-    def _init_weights(self) -> None:
-        w = self.patch_embed.weight.data
-        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
-        nn.init.normal_(self.mask_token, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+    def random_masking(self, x: torch.Tensor, ratio: float) -> torch.Tensor:
+        """(B, 1, H, W) with 1 where a patch is blanked: ``ratio`` of the patches of each sample,
+        none for a ``full_view`` fraction of the samples."""
+        b, _, h, w = x.shape
+        gh, gw = h // self.patch, w // self.patch
+        n = gh * gw
+        drop = int(round(n * ratio))
+        ranks = torch.rand(b, n, device=x.device).argsort(dim=1).argsort(dim=1)
+        removed = (ranks < drop).float()
+        removed = removed * (torch.rand(b, 1, device=x.device) >= self.full_view).float()
+        return F.interpolate(removed.view(b, 1, gh, gw), scale_factor=float(self.patch), mode="nearest")
 
-    # --- patches <-> images ---------------------------------------------------------------
-    def patchify(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, R, R) -> (B, N, p*p*C)."""
-        b, c, p, g = x.shape[0], self.in_channels, self.patch, self.grid
-        x = x.reshape(b, c, g, p, g, p).permute(0, 2, 4, 3, 5, 1)
-        return x.reshape(b, g * g, p * p * c)
+    def forward_encoder(self, x: torch.Tensor, removed: torch.Tensor) -> torch.Tensor:
+        """X-ray with blanked patches -> latent (B, D, H/p, W/p)."""
+        latent, _ = self.encoder(torch.cat([x * (1.0 - removed), removed], dim=1))
+        return latent
 
-    def unpatchify(self, t: torch.Tensor) -> torch.Tensor:
-        """(B, N, p*p*C) -> (B, C, R, R)."""
-        b, c, p, g = t.shape[0], self.in_channels, self.patch, self.grid
-        x = t.reshape(b, g, g, p, p, c).permute(0, 5, 1, 3, 2, 4)
-        return x.reshape(b, c, g * p, g * p)
+    def forward_decoder(self, latent: torch.Tensor) -> torch.Tensor:
+        """latent -> X-ray (B, C, H, W) in [0, 1]."""
+        return self.decoder(latent)[0]
 
-    # --- encoder ----------------------------------------------------------------------------
-    def _tokens(self, x: torch.Tensor) -> torch.Tensor:
-        return self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed
-
-    def _run_encoder(self, t: torch.Tensor) -> torch.Tensor:
-        for blk in self.blocks:
-            t = blk(t)
-        return self.norm(t)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """All patches, no masking -> latent (B, D, R/p, R/p): the stage-2 target space."""
-        t = self._run_encoder(self._tokens(x))
-        return t.transpose(1, 2).reshape(x.shape[0], self.dim, self.grid, self.grid)
-
-    def random_masking(self, t: torch.Tensor, ratio: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Keep a random (1 - ratio) subset of tokens per sample. Returns (kept tokens, mask (B, N)
-        with 1 = removed, ids_restore)."""
-        b, n, d = t.shape
-        keep = max(1, int(round(n * (1.0 - ratio))))
-        noise = torch.rand(b, n, device=t.device)
-        ids_shuffle = torch.argsort(noise, dim=1)
-        ids_restore = torch.argsort(ids_shuffle, dim=1)
-        ids_keep = ids_shuffle[:, :keep]
-        kept = torch.gather(t, 1, ids_keep[..., None].expand(-1, -1, d))
-        mask = torch.ones(b, n, device=t.device)
-        mask[:, :keep] = 0
-        mask = torch.gather(mask, 1, ids_restore)
-        return kept, mask, ids_restore
-
-    def _decode(self, kept: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
-        t = self.decoder_embed(kept)
-        b, n = ids_restore.shape
-        filler = self.mask_token.expand(b, n - t.shape[1], -1)
-        t = torch.cat([t, filler], dim=1)
-        t = torch.gather(t, 1, ids_restore[..., None].expand(-1, -1, t.shape[2])) + self.decoder_pos_embed
-        for blk in self.decoder_blocks:
-            t = blk(t)
-        return self.decoder_pred(self.decoder_norm(t))
+    def forward_loss(self, x: torch.Tensor, pred: torch.Tensor, removed: torch.Tensor) -> torch.Tensor:
+        """L1 + squared error per pixel, blanked patches weighted 1, visible ``visible_weight``."""
+        err = (pred - x).abs() + (pred - x) ** 2
+        weight = removed + self.visible_weight * (1.0 - removed)
+        return (err * weight).sum() / (weight.sum() * x.shape[1]).clamp_min(1.0)
 
     def forward(self, x: torch.Tensor, mask_ratio: float | None = None) -> dict[str, Any]:
-        """Masked reconstruction. Returns {"loss", "pred" (B,N,p*p*C), "mask" (B,N)}."""
-        ratio = self.mask_ratio if mask_ratio is None else mask_ratio
-        kept, mask, ids_restore = self.random_masking(self._tokens(x), ratio)
-        pred = self._decode(self._run_encoder(kept), ids_restore)
-        target = self.patchify(x)
-        if self.norm_pix_loss:
-            mean = target.mean(dim=-1, keepdim=True)
-            var = target.var(dim=-1, keepdim=True)
-            target = (target - mean) / (var + 1e-6).sqrt()
-        per_patch = ((pred - target) ** 2).mean(dim=-1)
-        weight = torch.ones_like(mask) if self.loss_on_all or ratio == 0 else mask
-        loss = (per_patch * weight).sum() / weight.sum().clamp_min(1.0)
-        return {"loss": loss, "pred": pred, "mask": mask}
+        """Masked reconstruction -> {"loss", "pred" (B, C, H, W), "mask" (B, 1, H, W), 1 = blanked}."""
+        self._check(x)
+        removed = self.random_masking(x, self.mask_ratio if mask_ratio is None else mask_ratio)
+        pred = self.forward_decoder(self.forward_encoder(x, removed))
+        return {"loss": self.forward_loss(x, pred, removed), "pred": pred, "mask": removed}
 
-    def reconstruct(self, x: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Prediction tokens -> image: predicted masked patches pasted among the visible true ones
-        (the loss never trains the visible ones), per-patch normalisation undone."""
-        target = self.patchify(x)
-        if self.norm_pix_loss:
-            pred = pred * (target.var(dim=-1, keepdim=True) + 1e-6).sqrt() + target.mean(dim=-1, keepdim=True)
-        m = mask[..., None]
-        return self.unpatchify(pred * m + target * (1 - m)).clamp(0.0, 1.0)
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The whole X-ray, nothing blanked -> latent (B, D, H/p, W/p): the stage-2 target."""
+        self._check(x)
+        return self.forward_encoder(x, torch.zeros_like(x[:, :1]))
+
+    def _check(self, x: torch.Tensor) -> None:
+        if x.shape[-1] % self.patch or x.shape[-2] % self.patch:
+            raise ValueError(f"image size {tuple(x.shape[-2:])} is not a multiple of the patch size {self.patch}")
+
+
+def mae_kwargs(config: dict[str, Any]) -> dict[str, Any]:
+    m = config["mae"]
+    return {
+        "channels": [int(c) for c in m["channels"]],
+        "latent_dim": int(m["latent_dim"]),
+        "res_blocks": int(m.get("res_blocks", 1)),
+        "context_blocks": int(m.get("context_blocks", 2)),
+    }
 
 
 def build_mae(config: dict[str, Any]) -> XrayMAE:
-    """A stage-1 MAE from a resolved training config (``resolution``, ``styles``, ``[mae]``)."""
+    """A stage-1 MAE from a resolved training config (``styles``, ``[mae]``)."""
     m = config["mae"]
+    patch = int(m["patch"])
+    kw = mae_kwargs(config)
+    if 2 ** (len(kw["channels"]) - 1) != patch or int(config["resolution"]) % patch:
+        raise ValueError(f"[mae] patch {patch} must be 2^(stages - 1) of its {len(kw['channels'])} channel stages and divide the resolution")
     return XrayMAE(
-        resolution=int(config["resolution"]),
         in_channels=len(config["styles"]),
-        patch=int(m["patch"]),
-        dim=int(m["dim"]),
-        depth=int(m["depth"]),
-        heads=int(m["heads"]),
-        decoder_dim=int(m["decoder_dim"]),
-        decoder_depth=int(m["decoder_depth"]),
-        decoder_heads=int(m.get("decoder_heads", 4)),
         mask_ratio=float(m["mask_ratio"]),
-        norm_pix_loss=bool(m.get("norm_pix_loss", False)),
-        loss_on_all=bool(m.get("loss_on_all", False)),
+        full_view=float(m.get("full_view", 0.25)),
+        visible_weight=float(m.get("visible_weight", 0.25)),
+        **kw,
     )
 
 
 def latent_shape(config: dict[str, Any]) -> tuple[int, int]:
-    """(channels, grid) of the stage-1 latent for a config."""
+    """(channels, downsampling factor) of the stage-1 latent for a config."""
     m = config["mae"]
-    return int(m["dim"]), int(config["resolution"]) // int(m["patch"])
-
+    return int(m["latent_dim"]), int(m["patch"])

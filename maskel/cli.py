@@ -1,4 +1,4 @@
-"""The ``maskel`` command: generate, serve, train, mannequin, demo.
+"""The ``maskel`` command: generate, serve, train, eval, mannequin, demo.
 
 Exit codes: 0 ok, 1 some inputs failed (the rest were still done), 2 usage or fatal error,
 130 interrupted. User errors are one line on stderr (``maskel: error: ...``), never a traceback.
@@ -18,7 +18,7 @@ from typing import Any
 
 from maskel import MaskelError, __version__
 
-DELEGATED = {"train": "maskel.train", "mannequin": "render.mannequin"}
+DELEGATED = {"train": "maskel.train", "eval": "maskel.evaluate", "mannequin": "render.mannequin"}
 
 
 def _err(message: str) -> None:
@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_args(d)
 
     sub.add_parser("train", help="train a model (python -m maskel.train --help)", add_help=False)
+    sub.add_parser("eval", help="score checkpoints inside the body on a held-out set (maskel eval --help)", add_help=False)
     sub.add_parser("mannequin", help="export the rest-pose mannequin JSON (--out FILE)", add_help=False)
     return parser
 

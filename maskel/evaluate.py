@@ -1,144 +1,281 @@
-"""Metrics for generated X-rays (SSIM, PSNR, bone-Dice) and the results table of a checkpoint.
+"""Scoring generated X-rays inside the body, and ``maskel eval``: the results table of checkpoints.
 
-bone-Dice: with a label head and labelled data, the mean over samples of the Dice between the
-predicted bone region (argmax != background) and the true one (``dice_labels``); otherwise (and
-also reported) the Dice between the thresholded predicted and true bone images
-(``dice_threshold``: DXA channel when present, else the first style, threshold ``tau``).
-``bone_dice`` is the first of these that exists.
+What is measured (per image, then averaged over the images where it is defined):
+- ``ssim_body`` / ``ssim_body_dxa``: the SSIM map (``maskel.metrics``) averaged over the body's
+  pixels, radiograph and DXA style; ``psnr_body``: PSNR over the body's pixels (radiograph).
+- ``bone_dice``: Dice of the bone masks ``dxa > BONE_THRESHOLD`` of generated and true DXA images.
+- ``dice_<region>`` for skull, spine, ribs (ribs + sternum + costal cartilage), pelvis, arms
+  (shoulder girdle + arm bones), hands, legs, feet: the same Dice restricted to the region's
+  support, i.e. the true label map's pixels of that region dilated by ``REGION_DILATE`` px (so a
+  bone drawn just beside the true one counts against the model); undefined when the region is
+  not in view. Regions come from the label *names* of the dataset's labels.json.
+- ``sharpness``: mean gradient magnitude inside the body (outline excluded), generated / true
+  radiograph: below 1 the model blurs, above 1 it invents texture.
+- ``label_dice``: Dice of the label head's bone region vs the true one, when the model has one.
 
-``python -m maskel.evaluate --checkpoint CKPT --data DIR [--split val|all]`` prints a table.
+Images are scored at the held-out set's own size, end to end through the ``Predictor`` (framing,
+model, inverse framing), so models of different resolutions are compared on the same pixels.
+
+    maskel eval --checkpoint C [--checkpoint C2 ...] --data HELDOUT --out DIR [--limit N]
+
+writes DIR/report.md, DIR/report.json and DIR/review-<model>.png (worst / median / best by
+ssim_body: mask | generated | truth | |difference| for both styles, cropped to the body and
+enlarged), and prints the table. Each model is scored with the joints and without them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import re
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageDraw
+from tqdm import tqdm
 
 from maskel import MaskelError
+from maskel.atomic import atomic_write_bytes
+from maskel.imageio import encode_u8
+from maskel.metrics import dice, psnr, sharpness, ssim
+
+BONE_THRESHOLD = 0.10
+"""A pixel is bone where the DXA image (bone-mineral areal density scaled to [0, 1]) exceeds it."""
+REGION_DILATE = 3
+
+REGION_PATTERNS: dict[str, str] = {
+    "skull": r"cranium|skull|facial|mandible|jaw|hyoid",
+    "spine": r"vertebra|cervical|thoracic\d|lumbar|sacrum|coccyx",
+    "ribs": r"rib|stern|manubrium|costal|xiphoid|thorax",
+    "pelvis": r"hip_bone|pelvis|ilium|ischium|pubis",
+    "arms": r"clavicle|scapula|humerus|radius|ulna",
+    "hands": r"_hand_|metacarpal|carpal|scaphoid|lunate|triquetrum|pisiform|trapezi|capitate|hamate",
+    "legs": r"femur|patella|tibia|fibula",
+    "feet": r"_foot_|metatarsal|tarsal|talus|calcaneus|navicular|cuboid|cuneiform|toe",
+}
+REGIONS = tuple(REGION_PATTERNS)
 
 
-def _gauss_window(size: int, sigma: float, channels: int, device: torch.device) -> torch.Tensor:
-    x = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
+def region_of(name: str) -> str | None:
+    """The evaluation region of a bone label name (None for organs and unknown names)."""
+    for region in REGIONS:  # order matters: "carpal" before nothing else matches hands
+        if re.search(REGION_PATTERNS[region], name):
+            return region
+    return None
 
 
-def ssim(pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """Per-image SSIM (B,) of (B, C, H, W) images in [0, 1] (Gaussian window, valid region);
-    differentiable, so 1 - ssim also serves as a loss."""
-    c = pred.shape[1]
-    window = min(window, pred.shape[-1], pred.shape[-2])
-    w = _gauss_window(window, sigma, c, pred.device).to(pred.dtype)
-    c1, c2 = 0.01**2, 0.03**2
-
-    def blur(x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, w, groups=c)
-
-    mu_x, mu_y = blur(pred), blur(target)
-    sxx = blur(pred * pred) - mu_x**2
-    syy = blur(target * target) - mu_y**2
-    sxy = blur(pred * target) - mu_x * mu_y
-    s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
-    return s.flatten(1).mean(dim=1)
+def region_lut(label_names: dict[int, str]) -> np.ndarray:
+    """A 256-entry label id -> region index (len(REGIONS) = none) table."""
+    lut = np.full(256, len(REGIONS), dtype=np.int64)
+    for i, name in label_names.items():
+        r = region_of(name)
+        if r is not None and 0 <= i < 256:
+            lut[i] = REGIONS.index(r)
+    return lut
 
 
-def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB (B,) for data range 1 (capped at 100 dB for identical images)."""
-    mse = ((pred - target) ** 2).flatten(1).mean(dim=1)
-    return (10 * torch.log10(1.0 / mse.clamp_min(1e-10))).clamp(max=100.0)
+def _dilate(x: torch.Tensor, px: int) -> torch.Tensor:
+    return F.max_pool2d(x.float(), 2 * px + 1, stride=1, padding=px) > 0
 
 
-def dice(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image Dice (B,) of boolean (B, ...) masks; 1 when both are empty."""
-    a, b = a.flatten(1).float(), b.flatten(1).float()
-    inter = (a * b).sum(dim=1)
-    total = a.sum(dim=1) + b.sum(dim=1)
-    return torch.where(total > 0, 2 * inter / total.clamp_min(1e-8), torch.ones_like(total))
-
-
-def batch_metrics(
+def score_batch(
     pred: torch.Tensor,
-    target: torch.Tensor,
+    truth: torch.Tensor,
+    mask: torch.Tensor,
     styles: list[str],
-    label_logits: torch.Tensor | None = None,
     labels: torch.Tensor | None = None,
-    tau: float = 0.2,
+    lut: np.ndarray | None = None,
+    pred_labels: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Per-image metrics of a batch: ssim, psnr, dice_threshold, dice_labels (if any), bone_dice."""
-    ch = styles.index("dxa") if "dxa" in styles else 0
-    out = {
-        "ssim": ssim(pred, target),
-        "psnr": psnr(pred, target),
-        "dice_threshold": dice(pred[:, ch] > tau, target[:, ch] > tau),
+    """Per-image metrics (B,) of generated vs true X-rays (B, S, H, W) in [0, 1] with the body mask
+    (B, 1, H, W); NaN where a metric is undefined for an image (a region not in view)."""
+    mask = mask.float()
+    rad = styles.index("radiograph") if "radiograph" in styles else 0
+    out: dict[str, torch.Tensor] = {
+        "ssim_body": ssim(pred[:, rad : rad + 1], truth[:, rad : rad + 1], mask),
+        "psnr_body": psnr(pred[:, rad : rad + 1], truth[:, rad : rad + 1], mask),
+        "sharpness": sharpness(pred[:, rad : rad + 1], mask) / sharpness(truth[:, rad : rad + 1], mask).clamp_min(1e-6),
     }
-    if label_logits is not None and labels is not None:
-        out["dice_labels"] = dice(label_logits.argmax(dim=1) > 0, labels > 0)
-    out["bone_dice"] = out.get("dice_labels", out["dice_threshold"])
+    if "dxa" in styles:
+        d = styles.index("dxa")
+        out["ssim_body_dxa"] = ssim(pred[:, d : d + 1], truth[:, d : d + 1], mask)
+        bone_p, bone_t = pred[:, d] > BONE_THRESHOLD, truth[:, d] > BONE_THRESHOLD
+        out["bone_dice"] = dice(bone_p, bone_t)
+        if labels is not None and lut is not None:
+            region = torch.from_numpy(lut)[labels.long().clamp(0, 255)]
+            for k, name in enumerate(REGIONS):
+                support = _dilate((region == k)[:, None], REGION_DILATE)[:, 0]
+                present = (region == k).flatten(1).any(dim=1)
+                value = dice(bone_p & support, bone_t & support)
+                out[f"dice_{name}"] = torch.where(present, value, torch.full_like(value, math.nan))
+    if pred_labels is not None and labels is not None:
+        out["label_dice"] = dice(pred_labels > 0, labels > 0)
     return out
 
 
 def mean_metrics(per_image: list[dict[str, torch.Tensor]]) -> dict[str, float]:
-    keys = per_image[0].keys() if per_image else []
-    return {k: float(torch.cat([m[k] for m in per_image]).mean()) for k in keys}
+    """Means over images of per-image metric rows, ignoring undefined (NaN) entries."""
+    keys = list(per_image[0]) if per_image else []
+    return {k: float(torch.nanmean(torch.cat([m[k].float() for m in per_image]))) for k in keys}
 
 
-@torch.no_grad()
-def evaluate_generator(gen: torch.nn.Module, loader: Any, styles: list[str], device: torch.device) -> dict[str, float]:
-    """Mean metrics of a generator over a DataLoader of TrainView batches."""
-    was_training = gen.training
-    gen.eval()
-    rows = []
-    for batch in loader:
-        mask, pose = batch["mask"].to(device), batch["pose"].to(device)
-        out = gen(mask, pose)
-        xray = batch["xray"].to(device)
-        labels = batch["labels"].to(device) if "labels" in out else None
-        rows.append(batch_metrics(out["xray"].float(), xray, styles, out.get("labels"), labels))
-    gen.train(was_training)
-    return mean_metrics(rows)
+# --- maskel eval --------------------------------------------------------------------------------
+
+TABLE_KEYS = ("ssim_body", "ssim_body_dxa", "psnr_body", "bone_dice", "dice_hands", "sharpness") + tuple(
+    f"dice_{r}" for r in REGIONS if r != "hands"
+) + ("label_dice",)
 
 
-def format_table(rows: list[tuple[str, dict[str, float]]]) -> str:
-    keys = ["ssim", "psnr", "bone_dice", "dice_threshold", "dice_labels"]
-    keys = [k for k in keys if any(k in r for _, r in rows)]
-    head = f"{'model':<28}" + "".join(f"{k:>16}" for k in keys)
+def format_table(rows: list[tuple[str, dict[str, float]]], markdown: bool = False) -> str:
+    keys = [k for k in TABLE_KEYS if any(k in r for _, r in rows)]
+    if markdown:
+        lines = ["| model | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
+        lines += ["| " + name + " | " + " | ".join(f"{r[k]:.3f}" if k in r else "-" for k in keys) + " |" for name, r in rows]
+        return "\n".join(lines)
+    width = max([28] + [len(n) + 2 for n, _ in rows])
+    head = f"{'model':<{width}}" + "".join(f"{k.replace('dice_', 'd_'):>12}" for k in keys)
     lines = [head, "-" * len(head)]
-    for name, r in rows:
-        lines.append(f"{name:<28}" + "".join(f"{r[k]:>16.4f}" if k in r else f"{'-':>16}" for k in keys))
+    lines += [f"{name:<{width}}" + "".join(f"{r[k]:>12.3f}" if k in r else f"{'-':>12}" for k in keys) for name, r in rows]
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from maskel.data.datasets import TrainView, load_paired, split_indices
-    from maskel.models import load_generator
+def read_heldout(root: str, limit: int | None) -> tuple[list[Any], list[str], dict[int, str]]:
+    from maskel.data.datasets import find_refs
 
-    ap = argparse.ArgumentParser(prog="maskel evaluate", description="SSIM / PSNR / bone-Dice of a stage-2 checkpoint")
-    ap.add_argument("--checkpoint", required=True)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--split", choices=["val", "all"], default="val")
-    ap.add_argument("--batch-size", type=int, default=16)
+    _, refs, styles, names = find_refs(root)
+    return refs[:limit] if limit else refs, styles, names
+
+
+def load_sample(ref: Any, styles: list[str]) -> dict[str, Any]:
+    from maskel.imageio import load_gray, load_labels, load_mask
+
+    mask = load_mask(ref.mask).mask
+    return {
+        "mask": mask,
+        "xray": np.stack([load_gray(ref.xrays[s]) for s in styles]),
+        "labels": load_labels(ref.labels) if ref.labels is not None else None,
+        "joints": json.loads(ref.joints.read_text()) if ref.joints is not None else None,
+    }
+
+
+def evaluate_predictor(predictor: Any, samples: list[dict[str, Any]], styles: list[str], lut: np.ndarray | None, joints: bool) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Scores of a ``Predictor`` on loaded held-out samples -> (means, per-sample rows with the
+    generated images, for the review sheet)."""
+    rows, shown = [], []
+    for s in tqdm(samples, desc=f"eval {'with' if joints else 'without'} joints", unit="img", leave=False, disable=None):
+        pj = [s["joints"]] if joints and s["joints"] is not None else None
+        want_labels = predictor.has_labels and s["labels"] is not None
+        gen = []
+        label_map = None
+        for style in styles:
+            p = predictor.predict([s["mask"]], joints=pj, style=style, labels=want_labels and label_map is None)[0]
+            gen.append(p.xray)
+            label_map = p.labels if label_map is None else label_map
+        pred = torch.from_numpy(np.stack(gen))[None]
+        truth = torch.from_numpy(s["xray"].astype(np.float32))[None]
+        m = torch.from_numpy(s["mask"])[None, None]
+        lab = torch.from_numpy(s["labels"].astype(np.int64))[None] if s["labels"] is not None else None
+        pl = torch.from_numpy(label_map.astype(np.int64))[None] if label_map is not None else None
+        r = score_batch(pred, truth, m, styles, lab, lut, pl)
+        rows.append(r)
+        shown.append({"mask": s["mask"], "pred": pred[0].numpy(), "truth": s["xray"], "ssim_body": float(r["ssim_body"][0])})
+    return mean_metrics(rows), shown
+
+
+def _crop_box(mask: np.ndarray, pad: int = 4) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(mask)
+    h, w = mask.shape
+    return max(0, xs.min() - pad), max(0, ys.min() - pad), min(w, xs.max() + 1 + pad), min(h, ys.max() + 1 + pad)
+
+
+def review_sheet(shown: list[dict[str, Any]], styles: list[str], title: str, scale: int = 2) -> np.ndarray:
+    """Worst, median and best sample by ssim_body: one row each, columns mask | generated | truth
+    | |difference| per style, cropped to the body and enlarged ``scale`` times -> uint8 (H, W)."""
+    order = sorted(range(len(shown)), key=lambda i: shown[i]["ssim_body"])
+    picks = [("worst", order[0]), ("median", order[len(order) // 2]), ("best", order[-1])]
+    tiles: list[np.ndarray] = []
+    for _, i in picks:
+        s = shown[i]
+        x0, y0, x1, y1 = _crop_box(s["mask"])
+        cols = [s["mask"].astype(np.float32)]
+        for c in range(len(styles)):
+            cols += [s["pred"][c], s["truth"][c], np.abs(s["pred"][c] - s["truth"][c])]
+        tiles.append(np.concatenate([np.pad(c[y0:y1, x0:x1], ((0, 0), (0, 2)), constant_values=0.5) for c in cols], axis=1))
+    width = max(t.shape[1] for t in tiles)
+    body = np.concatenate([np.pad(t, ((0, 14), (0, width - t.shape[1])), constant_values=0.0) for t in tiles], axis=0)
+    img = Image.fromarray((np.clip(body, 0, 1) * 255 + 0.5).astype(np.uint8))
+    img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    canvas = Image.new("L", (img.width, img.height + 16), 0)
+    canvas.paste(img, (0, 16))
+    draw = ImageDraw.Draw(canvas)
+    cols = "mask | " + " | ".join(f"{s}: generated, truth, |diff|" for s in styles)
+    draw.text((4, 2), f"{title} - rows: worst, median, best SSIM(body) - {cols}", fill=255)
+    row_h = (img.height) // 3
+    for k, (name, i) in enumerate(picks):
+        draw.text((4, 16 + (k + 1) * row_h - 13), f"{name}: SSIM(body) {shown[i]['ssim_body']:.3f}", fill=255)
+    return np.asarray(canvas)
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "model"
+
+
+def run_eval(checkpoints: Sequence[str], data: str, out: Path, limit: int | None, names: Sequence[str] | None = None) -> list[tuple[str, dict[str, float]]]:
+    from maskel.infer import Predictor
+
+    refs, styles, label_names = read_heldout(data, limit)
+    lut = region_lut(label_names) if label_names else None
+    samples = [load_sample(r, styles) for r in tqdm(refs, desc="reading held-out set", unit="sample", leave=False, disable=None)]
+    table: list[tuple[str, dict[str, float]]] = []
+    report: dict[str, Any] = {"data": str(data), "samples": len(samples), "bone_threshold": BONE_THRESHOLD, "models": {}}
+    out.mkdir(parents=True, exist_ok=True)
+    for k, ckpt in enumerate(checkpoints):
+        pred = Predictor(ckpt, device="cpu")
+        missing = [s for s in styles if s not in pred.styles]
+        if missing:
+            raise MaskelError(f"{ckpt}: the model does not draw {', '.join(missing)}, which the held-out set has")
+        name = names[k] if names and k < len(names) else pred.name
+        entry: dict[str, Any] = {"checkpoint": str(ckpt), "resolution": pred.resolution}
+        for joints in (True, False) if pred.pose_channel else (False,):
+            means, shown = evaluate_predictor(pred, samples, styles, lut, joints)
+            label = f"{name} ({'joints' if joints else 'mask only'})"
+            table.append((label, means))
+            entry["with_joints" if joints else "mask_only"] = means
+            if joints or not pred.pose_channel:
+                sheet = review_sheet(shown, styles, label)
+                atomic_write_bytes(out / f"review-{_safe_name(name)}.png", encode_u8(sheet))
+        report["models"][name] = entry
+    atomic_write_bytes(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
+    md = f"# maskel eval\n\n{len(samples)} held-out samples from `{data}`; bone threshold DXA > {BONE_THRESHOLD}.\n\n{format_table(table, markdown=True)}\n"
+    atomic_write_bytes(out / "report.md", md.encode())
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="maskel eval", description="Score stage-2 checkpoints inside the body on a held-out set")
+    ap.add_argument("--checkpoint", action="append", required=True, help="a stage-2 checkpoint (repeat for a comparison table)")
+    ap.add_argument("--name", action="append", help="a display name per --checkpoint, in order")
+    ap.add_argument("--data", required=True, help="held-out dataset directory (manifest.jsonl or the upstream layout)")
+    ap.add_argument("--out", type=Path, default=Path("eval_out"), help="where report.md, report.json and review sheets go")
+    ap.add_argument("--limit", type=int, help="score only the first N samples")
     args = ap.parse_args(argv)
     try:
-        gen, meta = load_generator(args.checkpoint)
-        cfg = meta["config"]
-        data = load_paired(args.data, int(meta["resolution"]))
-        if data.styles != meta["styles"]:
-            raise MaskelError(f"the data has styles {data.styles}, the checkpoint {meta['styles']}")
-        idx = list(range(len(data.samples)))
-        if args.split == "val":
-            idx = split_indices([s.id for s in data.samples], float(cfg["data"]["val_fraction"]))[1] or idx
-        view = TrainView(data, idx, seed=0, augment=None, resolution=int(meta["resolution"]))
-        loader = torch.utils.data.DataLoader(view, batch_size=args.batch_size)
-        res = evaluate_generator(gen, loader, meta["styles"], torch.device("cpu"))
+        torch.set_grad_enabled(False)
+        table = run_eval(args.checkpoint, args.data, args.out, args.limit, args.name)
     except MaskelError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(format_table([(f"{cfg.get('name', 'model')} step {meta['step']} ({len(idx)} img)", res)]))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    print(format_table(table))
+    print(f"report: {args.out / 'report.md'}")
     return 0
 
 

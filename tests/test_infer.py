@@ -138,3 +138,32 @@ def test_checkpoint_discovery_order(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("MASKEL_CHECKPOINT", str(tmp_path / "nope.safetensors"))
     with pytest.raises(MaskelError, match="does not exist"):
         defaults.find_checkpoint()
+
+
+def test_inference_never_imports_the_training_quantiser(tiny_checkpoint: Path) -> None:
+    """vector-quantize-pytorch pulls einx and torch._dynamo (most of a cold start): inference
+    looks codes up in the checkpoint's own codebook instead."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\nfrom maskel.infer import Predictor\nimport numpy as np\n"
+        f"p = Predictor({str(tiny_checkpoint)!r}, device='cpu')\n"
+        "m = np.zeros((40, 30), bool); m[5:35, 10:20] = True\n"
+        "assert p.predict([m], labels=True)[0].labels is not None\n"
+        "print(sorted(k for k in ('vector_quantize_pytorch', 'einx', 'torch._dynamo') if k in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_label_head_runs_only_when_labels_are_asked_for(predictor: Predictor) -> None:
+    calls = []
+    hook = predictor.model.label_head.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        mask = np.zeros((40, 30), bool)
+        mask[5:35, 10:20] = True
+        assert predictor.predict([mask])[0].labels is None and not calls
+        assert predictor.predict([mask], labels=True)[0].labels is not None and calls
+    finally:
+        hook.remove()

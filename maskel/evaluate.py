@@ -139,9 +139,12 @@ def format_table(rows: list[tuple[str, dict[str, float]]], markdown: bool = Fals
         lines += ["| " + name + " | " + " | ".join(f"{r[k]:.3f}" if k in r else "-" for k in keys) + " |" for name, r in rows]
         return "\n".join(lines)
     width = max([28] + [len(n) + 2 for n, _ in rows])
-    head = f"{'model':<{width}}" + "".join(f"{k.replace('dice_', 'd_'):>12}" for k in keys)
+    names = [k.replace("dice_", "d_").replace("ssim_body", "ssim") for k in keys]
+    cols = [max(8, len(n) + 2) for n in names]
+    head = f"{'model':<{width}}" + "".join(f"{n:>{c}}" for n, c in zip(names, cols, strict=True))
     lines = [head, "-" * len(head)]
-    lines += [f"{name:<{width}}" + "".join(f"{r[k]:>12.3f}" if k in r else f"{'-':>12}" for k in keys) for name, r in rows]
+    for name, r in rows:
+        lines.append(f"{name:<{width}}" + "".join(f"{r[k]:>{c}.3f}" if k in r else f"{'-':>{c}}" for k, c in zip(keys, cols, strict=True)))
     return "\n".join(lines)
 
 
@@ -199,26 +202,27 @@ def review_sheet(shown: list[dict[str, Any]], styles: list[str], title: str, sca
     | |difference| per style, cropped to the body and enlarged ``scale`` times -> uint8 (H, W)."""
     order = sorted(range(len(shown)), key=lambda i: shown[i]["ssim_body"])
     picks = [("worst", order[0]), ("median", order[len(order) // 2]), ("best", order[-1])]
-    tiles: list[np.ndarray] = []
-    for _, i in picks:
+    rows: list[Image.Image] = []
+    for name, i in picks:
         s = shown[i]
         x0, y0, x1, y1 = _crop_box(s["mask"])
         cols = [s["mask"].astype(np.float32)]
         for c in range(len(styles)):
             cols += [s["pred"][c], s["truth"][c], np.abs(s["pred"][c] - s["truth"][c])]
-        tiles.append(np.concatenate([np.pad(c[y0:y1, x0:x1], ((0, 0), (0, 2)), constant_values=0.5) for c in cols], axis=1))
-    width = max(t.shape[1] for t in tiles)
-    body = np.concatenate([np.pad(t, ((0, 14), (0, width - t.shape[1])), constant_values=0.0) for t in tiles], axis=0)
-    img = Image.fromarray((np.clip(body, 0, 1) * 255 + 0.5).astype(np.uint8))
-    img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    canvas = Image.new("L", (img.width, img.height + 16), 0)
-    canvas.paste(img, (0, 16))
-    draw = ImageDraw.Draw(canvas)
-    cols = "mask | " + " | ".join(f"{s}: generated, truth, |diff|" for s in styles)
-    draw.text((4, 2), f"{title} - rows: worst, median, best SSIM(body) - {cols}", fill=255)
-    row_h = (img.height) // 3
-    for k, (name, i) in enumerate(picks):
-        draw.text((4, 16 + (k + 1) * row_h - 13), f"{name}: SSIM(body) {shown[i]['ssim_body']:.3f}", fill=255)
+        strip = np.concatenate([np.pad(c[y0:y1, x0:x1], ((0, 0), (0, 2)), constant_values=0.5) for c in cols], axis=1)
+        img = Image.fromarray((np.clip(strip, 0, 1) * 255 + 0.5).astype(np.uint8))
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+        row = Image.new("L", (img.width, img.height + 14), 0)
+        row.paste(img, (0, 14))
+        ImageDraw.Draw(row).text((4, 1), f"{name}: SSIM(body) {s['ssim_body']:.3f}", fill=255)
+        rows.append(row)
+    head = f"{title} - columns: mask | " + " | ".join(f"{s}: generated, truth, |diff|" for s in styles)
+    canvas = Image.new("L", (max(r.width for r in rows), sum(r.height for r in rows) + 16), 0)
+    ImageDraw.Draw(canvas).text((4, 2), head, fill=255)
+    y = 16
+    for r in rows:
+        canvas.paste(r, (0, y))
+        y += r.height
     return np.asarray(canvas)
 
 

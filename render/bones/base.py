@@ -41,6 +41,8 @@ class PartGeom:
     displaces: str
     vertices: np.ndarray  # (V,3) float64, rest-pose world coordinates
     faces: np.ndarray  # (F,3) int64, outward oriented
+    shell: float = 0.0  # m: cortical shell thickness of a solid bone (0 = all `material`)
+    core: str = ""  # material inside the shell
 
 
 def part(bone: str, rig: str, material: str, displaces: str, mesh: Mesh) -> PartGeom:

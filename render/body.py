@@ -71,6 +71,7 @@ _MAIN_CHILD = {
     "foot.R": "toe2-1.R",
 }
 _MIN_BONE = 0.005  # metres: shorter tails are extended (Blender drops zero-length bones)
+POCKET_REACH = 0.12  # m: a face in front of the head that sees skin this close is inside the mouth
 
 
 def age_years(age: float) -> float:
@@ -258,9 +259,53 @@ class BodyModel:
         self._torch = __import__("torch")
         self._model = model
         # orient the skin outwards once (a closed mesh with negative volume is inside-out)
+        self._caps: list[np.ndarray] = []
         rest = self.pose(None)
         if signed_volume((rest.vertices, self._skin_faces)) < 0:
             self._skin_faces = self._skin_faces[:, ::-1].copy()
+        self._seal_mouth(self.pose(None))
+
+    def _seal_mouth(self, rest: PosedBody) -> None:
+        """Fill anny's mouth: its skin runs from the lips into an open pocket ~9 cm deep and
+        ~8 cm tall (teeth and tongue are separate meshes, dropped), which would be air in the
+        body where the mandible, palate and tongue are. The pocket's faces (in front of the head
+        joint, looking back into the skin within POCKET_REACH) are replaced by a fan across the
+        lips; each fan centre is the mean of its loop, so it follows any shape and pose."""
+        from render.bones.myosim import boundary_loops, fan_faces
+
+        f = self._skin_faces
+        v = rest.vertices
+        tri = v[f]
+        cen = tri.mean(axis=1)
+        nrm = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-30)
+        hj = rest.bone_heads[rest.bone_index("head")]
+        near = np.flatnonzero((np.abs(cen[:, 0]) < 0.06) & (np.abs(cen[:, 2] - hj[2] + 0.03) < 0.09)
+                              & (cen[:, 1] < hj[1] + 0.03))
+        if not len(near):
+            return
+        import trimesh
+
+        rays = trimesh.ray.ray_pyembree.RayMeshIntersector(trimesh.Trimesh(v, f, process=False))
+        loc, idx, _ = rays.intersects_location(cen[near] + nrm[near] * 1e-4, nrm[near], multiple_hits=False)
+        hit = np.zeros(len(near), bool)
+        hit[idx[np.linalg.norm(loc - cen[near][idx], axis=1) < POCKET_REACH]] = True
+        pocket = _largest_face_set(f, near[hit])
+        kept = np.delete(f, pocket, axis=0)
+        loops = boundary_loops(kept)
+        if not loops or len(pocket) < 50:
+            return
+        n = len(v)
+        caps = [fan_faces(np.asarray(loop), n + k) for k, loop in enumerate(loops)]
+        faces = np.concatenate([kept] + caps)
+        sealed = trimesh.Trimesh(np.concatenate([v] + [v[loop].mean(axis=0)[None] for loop in loops]), faces, process=False)
+        if not (sealed.is_watertight and sealed.is_winding_consistent and sealed.volume > 0):
+            return
+        self._caps = [np.asarray(loop) for loop in loops]
+        self._skin_faces = faces
+        w = np.concatenate([self._skin_weights] + [self._skin_weights[loop].mean(axis=0)[None] for loop in self._caps])
+        w.flags.writeable = False
+        self._skin_weights = w
 
     # ---- public -------------------------------------------------------------------------
     @property
@@ -316,6 +361,9 @@ class BodyModel:
 
         rest_v = rest_all[self._skin_idx]
         v = posed_all[self._skin_idx]
+        if self._caps:  # the mouth's fan centres (see _seal_mouth)
+            rest_v = np.concatenate([rest_v] + [rest_v[loop].mean(axis=0)[None] for loop in self._caps])
+            v = np.concatenate([v] + [v[loop].mean(axis=0)[None] for loop in self._caps])
         rest_lift = -rest_v[:, 2].min()
         if pose is None:
             lift = rest_lift
@@ -376,6 +424,26 @@ class BodyModel:
                 tail = heads[i] + d * max(length, 2 * _MIN_BONE)
             tails[i] = tail
         return tails
+
+
+def _largest_face_set(faces: np.ndarray, subset: np.ndarray) -> np.ndarray:
+    """The largest edge-connected group among the faces `subset` (indices into faces)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if not len(subset):
+        return subset
+    f = faces[subset]
+    e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+    owner = np.tile(np.arange(len(f)), 3)
+    _, inv = np.unique(e, axis=0, return_inverse=True)
+    order = np.argsort(inv.ravel(), kind="stable")
+    inv_s = inv.ravel()[order]
+    same = inv_s[1:] == inv_s[:-1]
+    a, b = owner[order][:-1][same], owner[order][1:][same]
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(len(f), len(f)))
+    _, label = connected_components(graph, directed=False)
+    return subset[label == np.argmax(np.bincount(label))]
 
 
 def _largest_component(faces: np.ndarray, n_vertices: int) -> tuple[np.ndarray, np.ndarray]:

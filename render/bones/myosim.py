@@ -37,7 +37,7 @@ from maskel import MaskelError
 OPENSIM_TO_WORLD = np.array([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 MIN_FACES = 12  # pieces with fewer faces are fragments (stray triangles in the STL files)
 DENSE_FACES = 1500  # pieces denser than this are decimated ...
-SMALL_FACES, LARGE_FACES = 300, 2500  # ... to this many faces (small: under SMALL_CM3)
+SMALL_FACES, LARGE_FACES = 240, 2000  # ... to this many faces (small: under SMALL_CM3)
 SMALL_CM3 = 20.0
 HULL_POINTS = 260  # points kept for a convex hull (farthest-point sampled)
 
@@ -119,7 +119,7 @@ def _load() -> tuple[dict, dict]:
 
 # ---- closing and simplifying ------------------------------------------------------------------
 
-def _boundary_loops(faces: np.ndarray) -> list[list[int]]:
+def _directed_loops(faces: np.ndarray) -> list[list[int]]:
     """Loops of directed boundary edges (each edge as it runs in its one face)."""
     e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
     key = np.sort(e, axis=1)
@@ -163,19 +163,24 @@ def _simple_cycles(loop: list[int]) -> list[list[int]]:
     return out
 
 
+def boundary_loops(faces: np.ndarray) -> list[list[int]]:
+    """The simple boundary loops of a triangle mesh, each in the direction its edges run."""
+    return [c for loop in _directed_loops(faces) for c in _simple_cycles(loop)]
+
+
+def fan_faces(loop: np.ndarray, centre: int) -> np.ndarray:
+    """Faces closing a boundary loop with a fan around vertex `centre`, wound opposite to the
+    loop's edges so that orientation stays consistent."""
+    return np.stack([np.roll(loop, -1), loop, np.full(len(loop), centre)], 1)
+
+
 def _fan_close(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Close every boundary loop with a fan around its centroid (new faces wound opposite to
-    the boundary edges, so orientation stays consistent)."""
-    loops = [c for loop in _boundary_loops(f) for c in _simple_cycles(loop)]
+    """Close every boundary loop with a fan around its centroid."""
+    loops = boundary_loops(f)
     if not loops:
         return v, f
-    verts, faces = [v], [f]
-    n = len(v)
-    for loop in loops:
-        idx = np.array(loop)
-        faces.append(np.stack([np.roll(idx, -1), idx, np.full(len(idx), n)], 1))
-        verts.append(v[idx].mean(axis=0)[None])
-        n += 1
+    faces = [f] + [fan_faces(np.array(loop), len(v) + k) for k, loop in enumerate(loops)]
+    verts = [v] + [v[np.array(loop)].mean(axis=0)[None] for loop in loops]
     return np.concatenate(verts), np.concatenate(faces)
 
 
@@ -204,17 +209,21 @@ def _farthest_points(p: np.ndarray, k: int) -> np.ndarray:
 
 def _decimate(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     """Quadric decimation (fast-simplification) to SMALL_FACES faces for a small bone or
-    LARGE_FACES for a large one. If the result is not a closed solid, a small bone becomes its
-    convex hull and a large one stays as it was."""
+    LARGE_FACES for a large one, re-closed where it left a non-manifold edge. If no setting
+    gives a closed solid, a small bone becomes its convex hull and a large one stays as it was."""
     import fast_simplification
 
     small = abs(mesh.volume) < SMALL_CM3 * 1e-6
     target = SMALL_FACES if small else LARGE_FACES
-    v, f = fast_simplification.simplify(np.asarray(mesh.vertices, dtype=np.float32), np.asarray(mesh.faces),
-                                        target_reduction=1.0 - target / len(mesh.faces))
-    out = trimesh.Trimesh(v.astype(np.float64), f.astype(np.int64), process=True)
-    if out.is_watertight and out.is_winding_consistent:
-        return out
+    for agg in (3, 5, 7):  # fast-simplification's aggressiveness: lower keeps more shape
+        v, f = fast_simplification.simplify(np.asarray(mesh.vertices, dtype=np.float32), np.asarray(mesh.faces),
+                                            target_reduction=1.0 - target / len(mesh.faces), agg=agg)
+        out = trimesh.Trimesh(v.astype(np.float64), f.astype(np.int64), process=True)
+        if not out.is_watertight:
+            m = _manifold(out)
+            out = trimesh.Trimesh(*_fan_close(np.asarray(m.vertices), np.asarray(m.faces)), process=False)
+        if out.is_watertight and out.is_winding_consistent:
+            return out
     return _hull(np.asarray(mesh.vertices)) if small else mesh
 
 

@@ -294,37 +294,51 @@ class Registrar:
 
     def skull(self, base_m: float) -> None:
         """Cranium and mandible: heights from the skull base (top of C1) to the vertex under the
-        scalp; width, length (never more than the height scale) and forward position fitted to
-        the head skin at several levels
-        (ray casts from the head joint at four levels of the vault)."""
+        scalp. Across, the stature-free height scale, narrowed to the head skin where it is
+        narrower; front to back, the same scale with the face (in front of the skull's centre)
+        and the occiput (behind it) each compressed just enough to stay under the skin at every
+        level from the chin to the vault (ray casts from the head joint's vertical)."""
         r, p, s = self.rest, self.ref.pieces, self.s
         both = np.concatenate([p["cranium"].vertices, p["mandible"].vertices])
-        top_m = float(both[:, 2].max())
+        top_m, low_m = float(both[:, 2].max()), float(both[:, 2].min())
         base_a, top_a = float(r.h("head")[2]), float(r.t("head")[2] - SKULL_SCALP * s)
         sz = (top_a - base_a) / (top_m - base_m)
-        levels = base_m + np.array([0.25, 0.45, 0.65, 0.8]) * (top_m - base_m)
-        rings = [both[np.abs(both[:, 2] - z) < 0.006] for z in levels]
+        levels = low_m + np.linspace(0.05, 0.9, 10) * (top_m - low_m)
+        rings = [both[np.abs(both[:, 2] - z) < 0.005] for z in levels]
         z_a = base_a + (levels - base_m) * sz
         n = len(levels)
         o = np.stack([np.zeros(n), np.full(n, r.h("head")[1]), z_a], axis=1)
         dirs = np.array([[1.0, 0, 0], [-1.0, 0, 0], FORWARD, BACK])
         d = r.depth(np.repeat(o, 4, axis=0), np.tile(dirs, (n, 1))).reshape(n, 4)
         margin = SKULL_SCALP * s
-        half_w_a = 0.5 * (d[:, 0] + d[:, 1]) - margin
-        front_a, back_a = o[:, 1] - d[:, 2] + margin, o[:, 1] + d[:, 3] - margin
-        half_w_m = np.array([np.abs(q[:, 0]).max() for q in rings])
-        front_m = np.array([q[:, 1].min() for q in rings])
-        back_m = np.array([q[:, 1].max() for q in rings])
-        ok = (half_w_a > 0) & (back_a > front_a)
-        if not ok.any():
-            ok[:] = True
-            half_w_a, front_a, back_a = half_w_m * s, front_m * s, back_m * s
-        sx = min(sz, float(np.min(half_w_a[ok] / half_w_m[ok])))
-        sy = min(sz, float(np.median((back_a - front_a)[ok] / (back_m - front_m)[ok])))
-        ty = float(np.median((0.5 * (front_a + back_a) - sy * 0.5 * (front_m + back_m))[ok]))
-        head = Affine(np.diag([sx, sy, sz]), np.array([0.0, ty, base_a - sz * base_m]))
-        self.add_mapped(None, "cranium", "head", head)
-        self.add_mapped(None, "mandible", "head", head)
+        ok = np.all(d > margin, axis=1) & np.array([len(q) > 0 for q in rings])
+        vault = ok & (levels > base_m)
+        y_c = 0.5 * (both[:, 1].min() + both[:, 1].max())  # the skull's own front-back centre
+        if vault.any():
+            mid_a = 0.5 * ((o[:, 1] - d[:, 2]) + (o[:, 1] + d[:, 3]))
+            ty = float(np.median(mid_a[vault] - sz * np.array([0.5 * (q[:, 1].min() + q[:, 1].max()) for q in rings])[vault]))
+        else:
+            ty = float(r.h("head")[1] - sz * p["vertebra_C1"].vertices[:, 1].mean())
+        yc_a = ty + sz * y_c
+        sx, kf, kb = sz, 1.0, 1.0
+        for q, dd, oo, good in zip(rings, d, o, ok, strict=True):
+            if not good:
+                continue
+            sx = min(sx, (0.5 * (dd[0] + dd[1]) - margin) / max(float(np.abs(q[:, 0]).max()), 1e-3))
+            front_a, back_a = oo[1] - dd[2] + margin, oo[1] + dd[3] - margin
+            if q[:, 1].min() < y_c and front_a < yc_a:
+                kf = min(kf, (yc_a - front_a) / (sz * (y_c - q[:, 1].min())))
+            if q[:, 1].max() > y_c and back_a > yc_a:
+                kb = min(kb, (back_a - yc_a) / (sz * (q[:, 1].max() - y_c)))
+        kf, kb, sx = max(kf, 0.6), max(kb, 0.6), max(sx, 0.6 * sz)
+
+        def warp(v: np.ndarray) -> np.ndarray:
+            dy = v[:, 1] - y_c
+            y = yc_a + sz * dy * np.where(dy < 0, kf, kb)
+            return np.stack([v[:, 0] * sx, y, base_a + (v[:, 2] - base_m) * sz], axis=1)
+
+        for name in ("cranium", "mandible"):
+            self.add(name, "head", warp(p[name].vertices), p[name].faces)
 
     def arms(self) -> None:
         r, s = self.rest, self.s

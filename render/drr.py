@@ -189,19 +189,23 @@ class DrrScene:
         entering = (np.einsum("ij,ij->i", comb.normals[face], dirs[ray]) < 0) & (comb.face_part[face] == 0)
         return np.bincount(ray[entering & (t < t_max[ray])], minlength=len(origins))
 
-    def skin_winding(self, points: np.ndarray, direction: tuple[float, float, float] = (0.0, 0.0, -1.0)) -> np.ndarray:
-        """The skin's winding number at each point (N, 3): skin entries minus exits along a ray
-        from outside the scene to the point, the count the DRR's chords use. > 0 = inside the
-        body (also where the posed skin overlaps itself), 0 = outside."""
+    def first_hit(self, origins: np.ndarray, dirs: np.ndarray) -> np.ndarray:
+        """Distance along each ray (unit dirs) to the first surface hit; 0 where it hits nothing."""
+        res = self._scene.run((origins - self._comb.centre).astype(np.float32), dirs.astype(np.float32), output=1)
+        return np.where(res["primID"] >= 0, res["tfar"].astype(np.float64), 0.0)
+
+    def skin_winding(self, points: np.ndarray, direction: tuple[float, float, float] = (0.0, 1.0, 0.0)) -> np.ndarray:
+        """The skin's winding number at each point (N, 3), the count the DRR's chords use: exits
+        minus entries along a ray from the point out of the scene (front to back by default:
+        the fewest crossings). > 0 = inside the body (also where the posed skin overlaps
+        itself), 0 = outside."""
         comb = self._comb
-        d = np.broadcast_to(np.asarray(direction, dtype=np.float64) / np.linalg.norm(direction), (len(points), 3))
-        reach = float(np.linalg.norm(np.ptp(comb.vertices, axis=0))) + 1.0
-        p = np.asarray(points, dtype=np.float64) - comb.centre
-        origins = p - d * (reach + np.abs(p @ d[0]))[:, None]
-        ray, face, t = _all_hits(self._scene, origins, np.ascontiguousarray(d))
-        before = (comb.face_part[face] == 0) & (t < np.linalg.norm(p - origins, axis=1)[ray])
-        step = -np.sign(np.einsum("ij,ij->i", comb.normals[face], d[ray])).astype(np.int64)
-        return np.bincount(ray[before], step[before], minlength=len(points)).astype(np.int64)
+        d = np.ascontiguousarray(np.broadcast_to(np.asarray(direction, dtype=np.float64) / np.linalg.norm(direction),
+                                                 (len(points), 3)))
+        ray, face, _ = _all_hits(self._scene, np.asarray(points, dtype=np.float64) - comb.centre, d)
+        skin = comb.face_part[face] == 0
+        step = np.sign(np.einsum("ij,ij->i", comb.normals[face], d[ray])).astype(np.int64)
+        return np.bincount(ray[skin], step[skin], minlength=len(points)).astype(np.int64)
 
     def render(self, cam: Camera, region: np.ndarray | None = None) -> DRR:
         """Radiograph, DXA, labels and thickness seen by cam.

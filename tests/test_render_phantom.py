@@ -70,7 +70,7 @@ def test_bones_stay_inside_the_skin(model, phenotype, kind, seed):
     """Checked with the DRR's own inside test (the skin's winding number along a ray), which is
     also right where the posed skin overlaps itself (crossed arms, deep crouch, sitting). Known
     leaks (< 1.5 % of bone vertices): the clavicles and scapulae under raised arms, where the
-    skin's linear-blend skinning collapses, and the thumb's distal phalanx."""
+    skin's linear-blend skinning collapses, and the ends of the first and fifth metatarsals."""
     body = model.pose(phenotype, sample_pose(np.random.default_rng(seed), kind))
     ph = build_phantom(body)
     pts = np.concatenate([p.mesh.vertices for p in ph.parts])

@@ -129,20 +129,25 @@ def fit_inside(rest: RestBody, parts: list[PartGeom], margin: float = 0.003) -> 
     return out
 
 
+def _need(short: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """Shrink fraction that moves each vertex in by `short` towards a centre `dist` away; 0 for
+    vertices inside the margin and for those too close to the centre for shrinking to help."""
+    useful = (short > 0) & (dist > 2.0 * short)
+    return np.where(useful, np.clip(short / np.maximum(dist, 1e-9), 0.0, 1.0 - MIN_FIT), 0.0)
+
+
 def _shrunk(rest: RestBody, p: PartGeom, depth: np.ndarray, margin: float) -> np.ndarray:
     v = p.vertices
     c = v.mean(axis=0)
     _, sv, vt = np.linalg.svd(v - c, full_matrices=False)
     if sv[0] <= 2.0 * sv[1]:  # compact: towards the rig bone's head (a joint centre inside)
         h = rest.h(p.rig)
-        dist = np.linalg.norm(v - h, axis=1)
-        factor = 1.0 - float(np.clip((margin - depth) / np.maximum(dist, 1e-6), 0.0, 1.0 - MIN_FIT).max())
+        factor = 1.0 - float(_need(margin - depth, np.linalg.norm(v - h, axis=1)).max())
         return h + (v - h) * factor
     axis = vt[0]
     t = (v - c) @ axis
     q = c + np.outer(t, axis)
-    dist = np.linalg.norm(v - q, axis=1)
-    need = np.clip((margin - depth) / np.maximum(dist, 1e-6), 0.0, 1.0 - MIN_FIT)
+    need = _need(margin - depth, np.linalg.norm(v - q, axis=1))
     knots = np.linspace(t.min(), t.max(), FIT_BINS)
     nearest = np.clip(np.rint((t - knots[0]) / max(knots[1] - knots[0], 1e-9)), 0, FIT_BINS - 1).astype(int)
     per_bin = np.zeros(FIT_BINS)
@@ -150,5 +155,5 @@ def _shrunk(rest: RestBody, p: PartGeom, depth: np.ndarray, margin: float) -> np
     per_bin = np.maximum(per_bin, 0.5 * np.maximum(np.r_[per_bin[1:], 0.0], np.r_[0.0, per_bin[:-1]]))
     # an end poking out (a fingertip, a toe) also shortens the bone a little
     ends = np.abs(t) > 0.8 * np.abs(t).max()
-    along = float(np.clip(((margin - depth) / np.maximum(np.abs(t), 1e-6))[ends].max(), 0.0, MAX_SHORTEN))
+    along = float(np.clip(_need(margin - depth, np.abs(t))[ends].max(), 0.0, MAX_SHORTEN))
     return q + (v - q) * (1.0 - np.interp(t, knots, per_bin))[:, None] - np.outer(t * along, axis)

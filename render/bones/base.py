@@ -65,14 +65,17 @@ class RestBody:
 
     def skin_depth(self, points: np.ndarray) -> np.ndarray:
         """Approximate depth below the skin (positive inside): distance to the nearest skin
-        vertex's tangent plane, signed by its outward normal."""
+        vertex's tangent plane, signed by its outward normal (vertices no face uses, such as
+        those of the sealed mouth pocket, are left out)."""
         if self._tree is None:
             from scipy.spatial import cKDTree
 
-            self._tree = cKDTree(self.skin.vertices)
-            self._normals = self.skin.vertex_normals
+            used = np.unique(np.asarray(self.skin.faces).ravel())
+            self._used = self.skin.vertices[used]
+            self._normals = self.skin.vertex_normals[used]
+            self._tree = cKDTree(self._used)
         _, idx = self._tree.query(points)
-        return np.einsum("ij,ij->i", self.skin.vertices[idx] - points, self._normals[idx])
+        return np.einsum("ij,ij->i", self._used[idx] - points, self._normals[idx])
 
     def h(self, name: str) -> np.ndarray:
         return self.heads[self.index[name]]

@@ -146,6 +146,15 @@ class Registrar:
             faces = faces[:, ::-1]
         self.add(name, rig, out, np.ascontiguousarray(faces), material)
 
+    def tip(self, rig: str) -> np.ndarray:
+        """Where the last bone of a finger or toe ends: FINGER_PAD short of the skin along the
+        rig bone (its tail, or sooner where the skin ends sooner)."""
+        h, t = self.rest.h(rig), self.rest.t(rig)
+        d = _unit(t - h)
+        reach = float(self.rest.depth(h[None], d[None])[0])
+        length = float(np.linalg.norm(t - h)) if reach <= 0 else min(float(np.linalg.norm(t - h)), reach)
+        return h + d * max(length - FINGER_PAD * self.s, 0.3 * length)
+
     # ---- regions -------------------------------------------------------------------------
     def legs(self) -> None:
         r = self.rest
@@ -181,7 +190,7 @@ class Registrar:
         v, _ = sd.piece(name)
         along = v @ FORWARD
         a_m, b_m = v[np.argmin(along)], v[np.argmax(along)]
-        tail = r.t(rig) - _unit(r.t(rig) - r.h(rig)) * FINGER_PAD * self.s
+        tail = self.tip(rig)
         self.add_mapped(sd, name, rig, segment_map(a_m, b_m, UP, r.h(rig), tail, UP, across=self.s))
 
     def pelvis(self) -> None:
@@ -393,8 +402,7 @@ class Registrar:
             # metacarpal bones all start at the wrist); then joint to joint, the tip under the pad
             pts_a = ([hand(pts_m[0])] if d > 1 else []) + [r.h(f"{g}.{x}") for g in (rigs[1:] if d > 1 else rigs)]
             last = rigs[-1]
-            tip_dir = _unit(r.t(f"{last}.{x}") - r.h(f"{last}.{x}"))
-            pts_a.append(r.t(f"{last}.{x}") - tip_dir * FINGER_PAD * self.s)
+            pts_a.append(self.tip(f"{last}.{x}"))
             v_dist, _ = sd.piece(names[-1])
             axis = _unit(pts_m[-1] - pts_m[-2])
             pts_m.append(v_dist[np.argmax((v_dist - pts_m[-1]) @ axis)])

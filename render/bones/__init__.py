@@ -25,6 +25,7 @@ PROCEDURAL = ("hyoid", "lung_left", "lung_right")
 FIT_BINS = 12  # a long bone's cross-section shrinks piecewise-linearly along its axis
 MIN_FIT = 0.4  # a fitting round never shrinks a bone below this fraction of its size
 FIT_ROUNDS = 3
+JOINT_KEEP = 0.04  # m at 1.75 m stature
 MAX_SHORTEN = 0.1  # a long bone whose end leaks is shortened by at most this fraction a round
 LONG_BONES = ("femur", "tibia", "fibula", "humerus", "radius", "ulna")
 CANAL_SPAN = 0.6  # share of a long bone's length with a marrow canal (the shaft)
@@ -104,7 +105,8 @@ def fit_inside(rest: RestBody, parts: list[PartGeom], margin: float = 0.003) -> 
     fails (thin fingers, toes, folds). A long bone shrinks towards its own long axis (its
     principal axis through its centroid) by a factor that varies piecewise-linearly along it (a
     trochanter near the skin narrows the bone there, not the whole shaft), so its length and
-    the joint centres it was registered on stay; a compact bone (no clear long axis) shrinks
+    the joint centres it was registered on stay (the femoral head does not move at all); a
+    compact bone (no clear long axis) shrinks
     towards the head of its rig bone (a joint centre inside the body). Up to FIT_ROUNDS rounds,
     each re-measuring only the parts it moved.
     """
@@ -156,4 +158,9 @@ def _shrunk(rest: RestBody, p: PartGeom, depth: np.ndarray, margin: float) -> np
     # an end poking out (a fingertip, a toe) also shortens the bone a little
     ends = np.abs(t) > 0.8 * np.abs(t).max()
     along = float(np.clip(_need(margin - depth, np.abs(t))[ends].max(), 0.0, MAX_SHORTEN))
-    return q + (v - q) * (1.0 - np.interp(t, knots, per_bin))[:, None] - np.outer(t * along, axis)
+    moved = (q - v) * np.interp(t, knots, per_bin)[:, None] - np.outer(t * along, axis)
+    if p.bone.startswith("femur"):
+        # the femoral head stays on the hip joint (it sits off the shaft's axis, on the neck):
+        # the shrink fades out within JOINT_KEEP of the rig bone's head
+        moved *= np.clip(np.linalg.norm(v - rest.h(p.rig), axis=1) / (JOINT_KEEP * rest.scale), 0.0, 1.0)[:, None]
+    return v + moved

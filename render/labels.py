@@ -45,6 +45,7 @@ def _names() -> list[str]:
         for d in range(1, 6):
             names += [f"phalanx_{k}_{side}_foot_{d}" for k in digit_phalanges(d, True)]
     names += ["lung_left", "lung_right"]
+    names += ["costal_cartilage"]  # myo-sim's costal cartilage is one piece across both sides
     return names
 
 
@@ -58,7 +59,7 @@ def _group(name: str) -> str:
         return "skull"
     if name.startswith(("vertebra_", "sacrum", "coccyx")):
         return "spine"
-    if name.startswith(("rib_", "costal_cartilage_", "manubrium", "sternum")):
+    if name.startswith(("rib_", "costal_cartilage", "manubrium", "sternum")):
         return "thorax"
     if name.startswith("lung_"):
         return "organs"

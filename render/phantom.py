@@ -29,6 +29,8 @@ class Part:
     material: str
     displaces: str
     mesh: trimesh.Trimesh
+    shell_m: float = 0.0  # cortical shell thickness (m); inside it the part is `core`
+    core: str = ""
 
 
 @dataclass
@@ -47,6 +49,8 @@ class _RestSkeleton:
     labels: list[int]
     materials: list[str]
     displaces: list[str]
+    shells: list[float]
+    cores: list[str]
     rig_index: np.ndarray  # (P,) rig bone index per part
     vertices: np.ndarray  # (N,3) all parts' vertices
     vert_part: np.ndarray  # (N,) part index per vertex
@@ -83,6 +87,8 @@ def rest_skeleton(body) -> _RestSkeleton:
         labels=[LABEL_IDS[g.bone] for g in geoms],
         materials=[g.material for g in geoms],
         displaces=[g.displaces for g in geoms],
+        shells=[g.shell for g in geoms],
+        cores=[g.core for g in geoms],
         rig_index=np.array([index[g.rig] for g in geoms]),
         vertices=np.concatenate([g.vertices for g in geoms]),
         vert_part=np.repeat(np.arange(len(geoms)), sizes),
@@ -102,7 +108,8 @@ def build_phantom(body) -> Phantom:
     v = np.einsum("nij,nj->ni", t[:, :3, :3], rs.vertices) + t[:, :3, 3]
     parts = [
         Part(rs.names[i], rs.labels[i], rs.materials[i], rs.displaces[i],
-             trimesh.Trimesh(v[rs.splits[i]:rs.splits[i + 1]], rs.faces[i], process=False))
+             trimesh.Trimesh(v[rs.splits[i]:rs.splits[i + 1]], rs.faces[i], process=False),
+             rs.shells[i], rs.cores[i])
         for i in range(len(rs.names))
     ]
     skin = trimesh.Trimesh(np.asarray(body.vertices, dtype=np.float64), body.faces, process=False)

@@ -1,10 +1,10 @@
-"""What every regional bone builder shares: the rest-pose body it measures, and what it returns.
+"""What the skeleton builders share: the rest-pose body they measure, and what they return.
 
-Builders work in the rest pose (world coordinates: metres, Z up, facing -Y, character's left
-+X). They read rig joint positions and measure the rest skin (ray casts from inside the body)
-so that bones scale with any body, child to adult, and stay inside the skin. Each returns
-``PartGeom`` records: one closed mesh of one material, attached to one rig bone, under one
-label name from render/labels.py.
+They work in the rest pose (world coordinates: metres, Z up, facing -Y, character's left +X),
+read rig joint positions and measure the rest skin (ray casts from inside the body) so that
+bones fit any body, child to adult, and stay inside the skin. They return ``PartGeom``
+records: one closed mesh of one material, attached to one rig bone, under one label name from
+render/labels.py.
 """
 
 from __future__ import annotations
@@ -17,23 +17,11 @@ import trimesh
 from render.bones.primitives import Mesh, oriented
 
 ADULT_HEIGHT = 1.75  # metres: the nominal sizes in the builders are for this stature
-UP = np.array([0.0, 0.0, 1.0])
-SIDES = (("left", "L", 1.0), ("right", "R", -1.0))  # (label side, rig suffix, sign of X)
-
-
-def unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v)
-
-
-def perp(v: np.ndarray, axis: np.ndarray) -> np.ndarray:
-    """The part of v perpendicular to axis, normalised."""
-    a = unit(axis)
-    return unit(v - a * np.dot(v, a))
 
 
 @dataclass
 class PartGeom:
-    """One closed rest-pose mesh of one bone (a bone may have several: shell, cavity, core)."""
+    """One closed rest-pose mesh of one bone (or lung)."""
 
     bone: str  # label name, a value of render.labels.BONE_LABELS
     rig: str  # rig bone it moves with
@@ -41,6 +29,8 @@ class PartGeom:
     displaces: str
     vertices: np.ndarray  # (V,3) float64, rest-pose world coordinates
     faces: np.ndarray  # (F,3) int64, outward oriented
+    shell: float = 0.0  # m: cortical shell thickness of a solid bone (0 = all `material`)
+    core: str = ""  # material inside the shell
 
 
 def part(bone: str, rig: str, material: str, displaces: str, mesh: Mesh) -> PartGeom:
@@ -70,19 +60,22 @@ class RestBody:
         self.height = float(zs.max() - zs.min())
         self.floor = float(zs.min())
         self.scale = self.height / ADULT_HEIGHT
-        self._rays = None
+        self._scene = None
         self._tree = None
 
     def skin_depth(self, points: np.ndarray) -> np.ndarray:
         """Approximate depth below the skin (positive inside): distance to the nearest skin
-        vertex's tangent plane, signed by its outward normal."""
+        vertex's tangent plane, signed by its outward normal (vertices no face uses, such as
+        those of the sealed mouth pocket, are left out)."""
         if self._tree is None:
             from scipy.spatial import cKDTree
 
-            self._tree = cKDTree(self.skin.vertices)
-            self._normals = self.skin.vertex_normals
+            used = np.unique(np.asarray(self.skin.faces).ravel())
+            self._used = self.skin.vertices[used]
+            self._normals = self.skin.vertex_normals[used]
+            self._tree = cKDTree(self._used)
         _, idx = self._tree.query(points)
-        return np.einsum("ij,ij->i", self.skin.vertices[idx] - points, self._normals[idx])
+        return np.einsum("ij,ij->i", self._used[idx] - points, self._normals[idx])
 
     def h(self, name: str) -> np.ndarray:
         return self.heads[self.index[name]]
@@ -93,34 +86,20 @@ class RestBody:
     def has(self, name: str) -> bool:
         return name in self.index
 
+    @property
+    def scene(self):
+        """The skin alone as a render.drr.DrrScene (ray casts, the DRR's inside test)."""
+        if self._scene is None:
+            from render.drr import DrrScene
+
+            self._scene = DrrScene(self.skin, [])
+        return self._scene
+
     def depth(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
         """Distance from each origin (N,3) along its direction (N,3) to the first skin hit.
 
         Origins are expected inside the body; a ray that hits nothing (origin outside, or a hole)
         returns 0 so that anything sized from it shrinks instead of growing.
         """
-        if self._rays is None:
-            self._rays = trimesh.ray.ray_pyembree.RayMeshIntersector(self.skin)
-        o = np.asarray(origins, dtype=np.float64).reshape(-1, 3)
-        d = np.asarray(directions, dtype=np.float64).reshape(-1, 3)
-        d = d / np.linalg.norm(d, axis=1, keepdims=True)
-        out = np.zeros(len(o))
-        loc, ray_idx, _ = self._rays.intersects_location(o, d, multiple_hits=False)
-        if len(ray_idx):
-            out[ray_idx] = np.einsum("ij,ij->i", loc - o[ray_idx], d[ray_idx])
-        return out
-
-    def radial_clearance(
-        self, points: np.ndarray, axis: np.ndarray, up: np.ndarray, n_dirs: int = 8
-    ) -> np.ndarray:
-        """Smallest skin depth around each point (N,3) in the plane perpendicular to ``axis``."""
-        axis = axis / np.linalg.norm(axis)
-        u = up - axis * np.dot(up, axis)
-        u /= np.linalg.norm(u)
-        w = np.cross(axis, u)
-        th = np.linspace(0.0, 2 * np.pi, n_dirs, endpoint=False)
-        dirs = np.cos(th)[:, None] * u + np.sin(th)[:, None] * w
-        pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        o = np.repeat(pts, n_dirs, axis=0)
-        d = np.tile(dirs, (len(pts), 1))
-        return self.depth(o, d).reshape(len(pts), n_dirs).min(axis=1)
+        return self.scene.first_hit(np.asarray(origins, dtype=np.float64).reshape(-1, 3),
+                                    np.asarray(directions, dtype=np.float64).reshape(-1, 3))

@@ -129,64 +129,6 @@ def sweep(
     return verts, _sweep_faces(n, n_around).copy()
 
 
-def rounded_profile(n: int, end: float = 0.15, tip: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
-    """Parameters s in [0,1] (N,) and radius factors (N,) for a shape with rounded ends.
-
-    The ends (a fraction ``end`` of the length each) follow a quarter ellipse down to ``tip``
-    (the factor at the first/last ring); the middle is 1. Rings are denser in the ends.
-    """
-    k = max(2, n // 4)
-    phi = np.linspace(np.arcsin(tip), np.pi / 2, k)
-    s0 = end * (1.0 - np.cos(phi))
-    f0 = np.sin(phi)
-    mid = np.linspace(end, 1.0 - end, max(n - 2 * k, 2) + 2)[1:-1]
-    s = np.concatenate([s0, mid, 1.0 - s0[::-1]])
-    f = np.concatenate([f0, np.ones_like(mid), f0[::-1]])
-    return s, f
-
-
-def ellipsoid(
-    center: np.ndarray, axes: np.ndarray, radii: np.ndarray, *, n_rings: int = 8, n_around: int = 10
-) -> Mesh:
-    """Ellipsoid with orthonormal ``axes`` (3,3 rows: a, b, c directions) and semi-axes ``radii``.
-
-    Swept along the third axis; the apexes sit exactly on the poles.
-    """
-    center = np.asarray(center, dtype=np.float64)
-    axes = np.asarray(axes, dtype=np.float64)
-    ra, rb, rc = (float(x) for x in radii)
-    phi = np.linspace(0.0, np.pi, n_rings + 2)[1:-1]
-    path = center + (-np.cos(phi) * rc)[:, None] * axes[2]
-    v, f = sweep(path, ra * np.sin(phi), rb * np.sin(phi), n_around=n_around, up=axes[0])
-    v[-2] = center - rc * axes[2]
-    v[-1] = center + rc * axes[2]
-    return v, f
-
-
-def lerp_path(points: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """Points at arc-length fractions ``s`` (N,) along the polyline ``points`` (M,3)."""
-    points = np.asarray(points, dtype=np.float64)
-    seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
-    cum = np.concatenate([[0.0], np.cumsum(seg)])
-    target = np.asarray(s, dtype=np.float64) * cum[-1]
-    return np.stack([np.interp(target, cum, points[:, i]) for i in range(3)], axis=1)
-
-
-def smooth_path(points: np.ndarray, n: int) -> np.ndarray:
-    """A Catmull-Rom curve through ``points`` (M,3) resampled to ``n`` points evenly in parameter."""
-    p = np.asarray(points, dtype=np.float64)
-    if len(p) == 2:
-        return lerp_path(p, np.linspace(0.0, 1.0, n))
-    ext = np.concatenate([2 * p[:1] - p[1:2], p, 2 * p[-1:] - p[-2:-1]])
-    u = np.linspace(0.0, len(p) - 1, n)
-    i = np.minimum(u.astype(int), len(p) - 2)
-    t = (u - i)[:, None]
-    p0, p1, p2, p3 = ext[i], ext[i + 1], ext[i + 2], ext[i + 3]
-    return 0.5 * (
-        2 * p1 + (p2 - p0) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2 + (3 * p1 - p0 - 3 * p2 + p3) * t**3
-    )
-
-
 def signed_volume(mesh: Mesh) -> float:
     """Signed volume (positive for an outward-oriented closed mesh)."""
     v, f = mesh

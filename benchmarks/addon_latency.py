@@ -99,7 +99,7 @@ def outer() -> int:
                    help="box figure (default) or the server's anny mannequin")  # fmt: skip
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="maskel_bench_"))
-    legacy, extension = build(tmp / "zips")
+    zip_path = build(tmp / "zips")
     server = None
     if not a.server:
         if not a.checkpoint:
@@ -118,7 +118,6 @@ def outer() -> int:
             if not exe:
                 print(f"skipping {kind}: not installed", file=sys.stderr)
                 continue
-            zip_path = legacy if kind == "blender" else extension
             args = ["--inner", "--zip", str(zip_path), "--server", a.server, "--mannequin", mannequin,
                     "--runs", str(a.runs)]  # fmt: skip
             cmd = ([exe, "-b", "--factory-startup", "--python-exit-code", "1", "-P", __file__, "--", *args]

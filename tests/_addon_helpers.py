@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,8 +32,19 @@ def blender_env(home: Path) -> dict[str, str]:
         (home / sub).mkdir(parents=True, exist_ok=True)
         env[var] = str(home / sub)
     env["HOME"] = str(home)
+    (home / "tmp").mkdir(exist_ok=True)
+    env["TMPDIR"] = str(home / "tmp")  # so a test can see what was left in the temporary folder
     env.pop("PYTHONPATH", None)
     return env
+
+
+def repo_python(home: Path) -> str:
+    """A Python command that imports this checkout's maskel (whatever the editable install points at),
+    for servers the add-on starts from inside Blender, whose environment has no PYTHONPATH."""
+    path = home / "repo_python"
+    path.write_text(f'#!/bin/sh\nPYTHONPATH="{REPO}" exec "{sys.executable}" "$@"\n')
+    path.chmod(0o755)
+    return str(path)
 
 
 def run_in_blender(kind: str, script: str, args: list[str], home: Path, blend: str | None = None,

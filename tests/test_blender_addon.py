@@ -1,4 +1,5 @@
-"""The add-on inside real Blender: Debian's blender 3.4 (legacy zip) and the bpy 4.5 wheel (extension zip).
+"""The add-on inside real Blender: Debian's blender 3.4 (installed as a legacy add-on) and the bpy 4.5
+wheel (installed as an extension), both from the same built zip.
 
 Each Blender kind runs tests/blender/addon_scenario.py once (install from the built zip, add + pose
 the mannequin, Generate X-ray against the real `maskel serve`, error cases, save a .blend); the tests
@@ -22,6 +23,7 @@ from tests._addon_helpers import (
     blender_exe,
     box_mannequin,
     bpy_python,
+    repo_python,
     results,
     run_in_blender,
 )
@@ -29,7 +31,7 @@ from tests._addon_helpers import (
 pytestmark = pytest.mark.blender
 KINDS = ["blender", "bpy"]
 MARGIN_PX = 2
-FRAME_CORNERS = [0, 0, 1, 0, 1, 1, 0, 1]  # world_to_camera_view of the plane's four corners
+FRAME_CORNERS = [0, 0, 1, 0, 1, 1, 0, 1]  # world_to_camera_view of the overlay picture's four corners
 
 
 def _flat(uv: list[list[float]]) -> list[float]:
@@ -37,31 +39,27 @@ def _flat(uv: list[list[float]]) -> list[float]:
 
 
 @pytest.fixture(scope="module")
-def zips(tmp_path_factory) -> tuple[Path, Path]:
+def addon_zip(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("addon_build")
     proc = subprocess.run([sys.executable, str(REPO / "blender_addon" / "build.py"), "--out", str(out)],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    legacy, extension = (Path(p) for p in proc.stdout.split())
-    return legacy, extension
+    return Path(proc.stdout.strip())
 
 
-def test_build_writes_both_archives(zips):
-    legacy, extension = zips
-    assert re.fullmatch(r"maskel_xray-\d+\.\d+\.\d+-legacy\.zip", legacy.name)
-    with zipfile.ZipFile(legacy) as z:
+def test_build_writes_one_archive_for_every_version(addon_zip):
+    m = re.fullmatch(r"maskel_xray-(\d+\.\d+\.\d+)\.zip", addon_zip.name)
+    assert m
+    with zipfile.ZipFile(addon_zip) as z:
         names = z.namelist()
-        assert "maskel_xray/__init__.py" in names and "maskel_xray/batch.py" in names
-        assert "maskel_xray/core/client.py" in names
-        assert not any("blender_manifest" in n or "__pycache__" in n or n.endswith("build.py") for n in names)
+        assert all(n.startswith("maskel_xray/") for n in names)  # one top folder: nothing scattered on install
+        assert {"maskel_xray/__init__.py", "maskel_xray/batch.py", "maskel_xray/core/client.py",
+                "maskel_xray/blender_manifest.toml"} <= set(names)  # fmt: skip
+        assert not any("__pycache__" in n or n.endswith("build.py") for n in names)
         assert "bl_info" in z.read("maskel_xray/__init__.py").decode()
-    with zipfile.ZipFile(extension) as z:
-        names = z.namelist()
-        assert "blender_manifest.toml" in names and "__init__.py" in names and "core/rigs.py" in names
-        manifest = z.read("blender_manifest.toml").decode()
+        manifest = z.read("maskel_xray/blender_manifest.toml").decode()
     assert 'id = "maskel_xray"' in manifest and 'blender_version_min = "4.2.0"' in manifest
-    version = legacy.name.split("-")[1]
-    assert f'version = "{version}"' in manifest
+    assert f'version = "{m.group(1)}"' in manifest
 
 
 def _require(kind: str) -> None:
@@ -92,17 +90,18 @@ def mannequin_source(maskel_server, tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module", params=KINDS)
-def scenario(request, zips, maskel_server, mannequin_source, tiny_checkpoint, tmp_path_factory):
+def scenario(request, addon_zip, maskel_server, mannequin_source, tiny_checkpoint, tmp_path_factory):
     kind = request.param
     _require(kind)
     home = tmp_path_factory.mktemp(f"home_{kind}")
     blend = home / "scene.blend"
     proc = run_in_blender(kind, "addon_scenario.py", [
-        "--legacy-zip", str(zips[0]), "--extension-zip", str(zips[1]), "--server", maskel_server,
+        "--zip", str(addon_zip), "--server", maskel_server,
         "--down-url", "http://127.0.0.1:9", "--mannequin", mannequin_source, "--work", str(home / "work"),
         "--save-blend", str(blend), "--margin", str(MARGIN_PX + 1),
-        "--host-python", sys.executable, "--checkpoint", str(tiny_checkpoint),
-    ], home, timeout=600)  # fmt: skip
+        "--host-python", repo_python(home), "--checkpoint", str(tiny_checkpoint),
+        *(["--skeleton"] if mannequin_source == "server" else []),
+    ], home, timeout=900)  # fmt: skip
     res = results(proc)
     assert proc.returncode == 0, f"{kind} scenario failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return {"kind": kind, "home": home, "blend": blend, "server": maskel_server, **res}
@@ -114,6 +113,7 @@ def test_installs_from_the_built_zip(scenario):
     else:
         assert scenario["installed"] == "bl_ext.user_default.maskel_xray" and scenario["blender"][:2] >= [4, 2]
     assert scenario["addon_file"].startswith(str(scenario["home"]))  # the installed copy, not the source tree
+    assert scenario["install_dir"] == ["maskel_xray"]  # one folder, no files scattered over the add-ons folder
 
 
 def test_mannequin_is_rigged_and_skinned(scenario):
@@ -122,12 +122,28 @@ def test_mannequin_is_rigged_and_skinned(scenario):
     assert scenario["mannequin_verts"] > 100 and scenario["armature_modifier"]
 
 
-def test_generate_puts_a_plane_exactly_on_the_camera_frame(scenario):
+def test_generate_shows_an_image_empty_exactly_on_the_camera_frame(scenario):
     assert scenario["generate"] == ["FINISHED"]
-    assert _flat(scenario["plane_uv"]) == pytest.approx(FRAME_CORNERS, abs=1e-5)
-    assert scenario["plane_parent"] == "ShotCam"
+    ov = scenario["overlay"]
+    # Blender's reference image: drawn in Solid view (and every other shading) with no setting changed.
+    assert ov["type"] == "EMPTY" and ov["display"] == "IMAGE" and ov["image"] == "MaSkel X-ray ShotCam"
+    assert ov["visible"] and not ov["hide_viewport"] and ov["persp"] and ov["ortho"]
+    assert ov["depth"] == "FRONT" and ov["use_alpha"] and ov["alpha"] == pytest.approx(0.8)
+    assert _flat(scenario["overlay_uv"]) == pytest.approx(FRAME_CORNERS, abs=1e-5)
+    assert scenario["overlay_parent"] == "ShotCam"
     assert scenario["background"] == ["MaSkel X-ray ShotCam"]
     assert scenario["image_size"] == [256, 192]  # 640x480 frame aspect, long side = resolution
+
+
+@pytest.mark.parametrize("change", ["aspect", "lens", "shift", "sensor", "moved"])
+def test_overlay_refits_when_the_camera_changes(scenario, change):
+    assert _flat(scenario["refit_uv"][change]) == pytest.approx(FRAME_CORNERS, abs=1e-5)
+
+
+def test_opacity_and_in_front_toggle(scenario):
+    d = scenario["display_changed"]
+    assert d["alpha"] == pytest.approx(0.35) and d["depth"] == "BACK"
+    assert scenario["background_alpha"] == [pytest.approx(0.8)]  # restored with the slider
 
 
 def test_render_settings_and_hide_flags_are_restored(scenario):
@@ -154,7 +170,7 @@ def test_front_and_side_cameras_in_one_click(scenario):
     assert scenario["create_cameras"] == ["FINISHED"] and scenario["generate_two"] == ["FINISHED"]
     assert scenario["xcam_types"] == ["ORTHO", "ORTHO"]
     for view in ("front", "side"):
-        assert _flat(scenario["xcam_plane_uv"][view]) == pytest.approx(FRAME_CORNERS, abs=1e-5)
+        assert _flat(scenario["xcam_overlay_uv"][view]) == pytest.approx(FRAME_CORNERS, abs=1e-5)
 
 
 def test_clear_error_messages(scenario):
@@ -162,9 +178,44 @@ def test_clear_error_messages(scenario):
     assert e["no_camera"].startswith("no camera")
     assert "outside the view of camera 'AwayCam'" in e["outside_view"]
     assert "no MaSkel server" in e["server_down"] and "maskel serve" in e["server_down"]
-    assert e["empty_mask"].startswith("empty mask")
+    assert "not in view layer" in e["excluded"] and e["excluded"].startswith("MaSkel Mannequin Body")
+    assert "beyond the clip end of camera 'ShotCam'" in e["clip_end"] and "Clip End" in e["clip_end"]
     assert "outside the view" in e["operator"]
     assert all("Traceback" not in m for m in e.values())
+
+
+def test_a_body_hidden_from_render_is_xrayed_on_purpose(scenario):
+    assert scenario["hidden_collection_mask"] > 500 and scenario["hidden_collection_restored"]
+
+
+def test_no_temporary_folder_is_left_behind(scenario):
+    assert scenario["leftover_temp"] == []  # after successes, errors, a server that is down and live mode
+
+
+def test_clothing_filter_matches_whole_words(scenario):
+    assert scenario["clothing_is_body"] == {"Bradley": True, "Bra_01": False, "Female_Casualsuit01": False,
+                                            "Shoes.L": False, "Hairband Mesh": True}  # fmt: skip
+
+
+def test_live_mode_follows_the_pose_one_request_at_a_time(scenario):
+    assert scenario["live_first"] and scenario["live_errors"] is None
+    assert scenario["live_updates"] >= 6  # the first X-ray + one per pose change
+    assert scenario["live_idle_extra"] == 0  # nothing changed: nothing requested
+    assert scenario["live_in_flight"] and scenario["live_dropped"] == 1  # switched off: its answer is dropped
+    assert scenario["live_images"] == 0  # each update replaces the image, none pile up
+    assert scenario["live_timer_off"]
+
+
+def test_add_skeleton_parents_bone_meshes_that_follow_the_rig(scenario):
+    if "skeleton_op" not in scenario:
+        pytest.skip("the server cannot build the phantom here (render extras missing)")
+    assert scenario["skeleton_op"] == ["FINISHED"]
+    assert scenario["skeleton_objects"] >= 100 and scenario["skeleton_parented"] == scenario["skeleton_objects"]
+    assert scenario["humerus_parent"] == "upperarm01.L"
+    assert scenario["humerus_moved"] > 0.05  # rotating the upper arm moves the humerus...
+    assert scenario["humerus_in_bone_drift"] < 1e-4  # ...rigidly with the bone
+    assert scenario["humerus_off_axis"] < 0.03  # and unrotated it lies along the shoulder-elbow line
+    assert not scenario["skeleton_in_body_list"]  # the bones are never taken for body meshes
 
 
 def test_preferences_start_and_stop_a_local_server(scenario):

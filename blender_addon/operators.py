@@ -88,7 +88,7 @@ class MASKEL_OT_generate(bpy.types.Operator):
         if job is None:
             return {"CANCELLED"}
         state.job = job
-        state.progress, state.message = job.progress, "sending the silhouette..."
+        state.progress, state.message = job.progress, f"{job.stage}..."
         self._shown = None
         self._t0 = time.monotonic()
         self._thread = threading.Thread(target=job.fetch_safe, daemon=True)

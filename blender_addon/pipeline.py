@@ -145,6 +145,7 @@ class XrayJob:
             if armature is not None:
                 view.rig, view.joints = self._joints(armature, cam, params)
             self.views.append(view)
+        self._stage("sending the silhouette", 0.1)
 
     @staticmethod
     def _empty_reason(cam: bpy.types.Object, zs: list[float]) -> str:

@@ -236,12 +236,20 @@ def main():
     # The threaded path (worker thread + main-thread apply), keeping files to compare.
     client = client_mod.MaskelClient(args.server, timeout=120)
     job = pipeline.XrayJob(scene, arm, [cam], client, resolution=256, style="radiograph", out_dir=args.work)
+    stages = [(job.stage, job.progress)]
     job.prepare()
+    stages.append((job.stage, job.progress))
     worker = threading.Thread(target=job.fetch_safe)
     worker.start()
-    worker.join(300)
+    while worker.is_alive():  # what the progress bar shows while waiting
+        if (job.stage, job.progress) != stages[-1]:
+            stages.append((job.stage, job.progress))
+        time.sleep(0.002)
+    stages.append((job.stage, job.progress))
     emit(thread_error=job.error, thread_done=job.done)
     job.apply()
+    stages.append((job.stage, job.progress))
+    emit(progress_stages=stages)
     v = job.views[0]
     w, h, _, alpha = image_gray(v.mask_path)
     xw, xh, xray, _ = image_gray(v.xray_path)

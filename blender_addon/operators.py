@@ -241,7 +241,7 @@ class MASKEL_OT_add_skeleton(bpy.types.Operator):
 
     bl_idname = "maskel.add_skeleton"
     bl_label = "Add skeleton"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options = {"REGISTER"}  # undo: pushed once the meshes exist (see invoke)
 
     def _rig(self, context):
         try:
@@ -302,6 +302,7 @@ class MASKEL_OT_add_skeleton(bpy.types.Operator):
             else:
                 n = len(skeletonmod.build(arm_now, resolved, result["bones"], bpy.context.scene.collection))
                 state.message = f"skeleton: {n} bones on {arm_name}"
+                bpy.ops.ed.undo_push(message="Add skeleton")  # the meshes arrive after the operator ended
             ui.redraw_sidebars()
             return None
 

@@ -289,6 +289,22 @@ def test_ui_add_skeleton_runs_from_the_button(ui_run):
     assert ui_run["skeleton_objects"] >= 100 and ui_run["skeleton_message"].startswith("skeleton: ")
 
 
+def test_add_skeleton_on_mixamo_and_rigify_rigs_built_in_blender(scenario):
+    if "other_rigs" not in scenario:
+        pytest.skip("the server cannot build the phantom here (render extras missing)")
+    rigs = scenario["other_rigs"]
+    mixamo = rigs["mixamo"]
+    assert mixamo["rig"] == "mixamo" and mixamo["joints"] == 22 and mixamo["op"] == ["FINISHED"]
+    assert mixamo["bones"] >= 100 and mixamo["parented"] == mixamo["bones"]
+    assert mixamo["humerus_bone"] == "mixamorig:LeftArm"
+    if "rigify_missing" in rigs:
+        pytest.skip(f"no Rigify in this Blender: {rigs['rigify_missing']}")
+    rigify = rigs["rigify"]
+    assert rigify["rig"] == "rigify_metarig" and rigify["joints"] >= 20 and rigify["op"] == ["FINISHED"]
+    assert rigify["bones"] >= 100 and rigify["parented"] == rigify["bones"]
+    assert rigify["humerus_bone"] == "upper_arm.L"
+
+
 def _batch(scenario, batch_py: str, out: Path, frames: str, server: str) -> subprocess.CompletedProcess:
     args = ["--frames", frames, "--out", str(out), "--server", server, "--resolution", "128"]
     if scenario["kind"] == "blender":

@@ -341,6 +341,7 @@ def main():
     live_scenario(scene, arm, posed, cam, name)
     if args.skeleton:
         skeleton_scenario(scene, arm, posed, name)
+        other_rigs_scenario(scene, arm, name)
 
     # Animate a bone over frames 1-3 and save for the batch tests.
     pb = arm.pose.bones[posed["left_shoulder"]]
@@ -403,6 +404,63 @@ def live_scenario(scene, arm, posed, cam, name):
          live_images=len(bpy.data.images) - before[1], live_timer_off=not bpy.app.timers.is_registered(live.tick))
     pb.rotation_euler = Euler((0, 1.0, 0))
     bpy.context.view_layer.update()
+
+
+MIXAMO_CHAIN = [  # bone, parent, head joint, tail joint (None: a short stub past the head)
+    ("Hips", None, "pelvis", "spine"), ("Spine", "Hips", "spine", "chest"), ("Spine1", "Spine", "chest", "neck"),
+    ("Spine2", "Spine1", "chest", "neck"), ("Neck", "Spine2", "neck", "head"), ("Head", "Neck", "head", "head_top"),
+    ("HeadTop_End", "Head", "head_top", None),
+]  # fmt: skip
+for _side, _s in (("Left", "left"), ("Right", "right")):
+    MIXAMO_CHAIN += [
+        (f"{_side}Shoulder", "Spine2", "neck", f"{_s}_shoulder"), (f"{_side}Arm", f"{_side}Shoulder", f"{_s}_shoulder", f"{_s}_elbow"),
+        (f"{_side}ForeArm", f"{_side}Arm", f"{_s}_elbow", f"{_s}_wrist"), (f"{_side}Hand", f"{_side}ForeArm", f"{_s}_wrist", f"{_s}_hand"),
+        (f"{_side}HandMiddle1", f"{_side}Hand", f"{_s}_hand", None), (f"{_side}UpLeg", "Hips", f"{_s}_hip", f"{_s}_knee"),
+        (f"{_side}Leg", f"{_side}UpLeg", f"{_s}_knee", f"{_s}_ankle"), (f"{_side}Foot", f"{_side}Leg", f"{_s}_ankle", f"{_s}_foot"),
+        (f"{_side}ToeBase", f"{_side}Foot", f"{_s}_foot", None),
+    ]  # fmt: skip
+
+
+def build_armature(name, joints, chain, prefix=""):
+    """An armature whose bones sit between the given world joints (a rig built as Mixamo names it)."""
+    arm = bpy.data.objects.new(name, bpy.data.armatures.new(name))
+    bpy.context.scene.collection.objects.link(arm)
+    bpy.context.view_layer.objects.active = arm
+    bpy.ops.object.mode_set(mode="EDIT")
+    eb = arm.data.edit_bones
+    for bone, parent, a, b in chain:
+        e = eb.new(prefix + bone)
+        e.head = Vector(joints[a])
+        e.tail = Vector(joints[b]) if b else e.head + Vector((0.0, 0.0, 0.05))
+        if parent:
+            e.parent = eb[prefix + parent]
+    bpy.ops.object.mode_set(mode="OBJECT")
+    return arm
+
+
+def other_rigs_scenario(scene, mannequin, name):
+    """Rigs built here as users have them: Mixamo-named (mixamorig: namespace) and Rigify's human metarig."""
+    charmod = sys.modules[name + ".character"]
+    out = {}
+    joints = charmod.joint_locations(mannequin, rest=True)[1]
+    rigs = {"mixamo": build_armature("MixamoRig", joints, MIXAMO_CHAIN, prefix="mixamorig:")}
+    try:
+        bpy.ops.preferences.addon_enable(module="rigify")
+        bpy.ops.object.armature_human_metarig_add()
+        rigs["rigify"] = bpy.context.active_object
+    except (RuntimeError, AttributeError) as e:  # rigify not shipped with this Blender
+        out["rigify_missing"] = str(e)
+    for kind, rig in rigs.items():
+        scene.maskel.character = rig
+        detected = charmod.resolve_joints(rig)
+        res = bpy.ops.maskel.add_skeleton()
+        obs = [o for o in scene.objects if o.get("maskel_skeleton") == rig.name]
+        hum = next((o for o in obs if o.name.startswith("humerus_left")), None)
+        out[kind] = {"rig": detected[0], "joints": len(detected[1]), "op": sorted(res), "bones": len(obs),
+                     "parented": sum(o.parent == rig and o.parent_type == "BONE" for o in obs),
+                     "humerus_bone": hum.parent_bone if hum else None}  # fmt: skip
+    scene.maskel.character = mannequin
+    emit(other_rigs=out)
 
 
 def skeleton_scenario(scene, arm, posed, name):

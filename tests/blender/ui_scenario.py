@@ -26,7 +26,7 @@ PROBE = 0.05  # s, the probe timer's interval
 DRIVE = 0.2  # s between two bone rotations ("dragging")
 MIN_SWINGS = 6  # a measurement lasts at least this many bone rotations...
 MAX_MEASURE = 120.0  # ...unless the UI is so starved that this many seconds pass first
-RAISE = -1.1  # rad about the upper arm's local Z (the mannequin's bone Z points forward): raises it sideways
+RAISE = 1.1  # rad about the upper arm's local Z (the mannequin's bone Z points forward): raises it sideways
 
 
 def parse():
@@ -122,6 +122,8 @@ def script():
     bpy.utils.unregister_class(panel)
     panel.bl_category = "Item"
     bpy.utils.register_class(panel)
+    if hasattr(bpy.types, "VIEW3D_PT_transform"):  # make room for it
+        bpy.utils.unregister_class(bpy.types.VIEW3D_PT_transform)
     state = sys.modules[name + ".state"]
     live_mod = sys.modules[name + ".live"]
     prefs = bpy.context.preferences.addons[name].preferences
@@ -224,16 +226,23 @@ def script():
         r3d.view_rotation = Euler((math.pi / 2, 0.0, math.pi / 2)).to_quaternion()  # from +X: the left side
         r3d.view_location = (0.0, 0.0, 0.95)
         r3d.view_distance = 3.2
-        space.shading.show_xray = True
-        space.shading.xray_alpha = 0.35
+        pb.rotation_euler = Euler((0.0, 0.0, RAISE))  # the humerus follows the raised arm
+        for ob in scene.objects:
+            if ob.get("maskel_skeleton"):
+                ob.show_in_front = True  # Object > Viewport Display > In Front
         yield 2.0
-        shot("addon_skeleton_side")
+        shot("addon_skeleton_side_in_front")
+        for ob in scene.objects:
+            ob.show_in_front = False
+        space.shading.show_xray = True
+        space.shading.xray_alpha = 0.5
+        yield 2.0
+        shot("addon_skeleton_side_xray_shading")
         space.shading.show_xray = False
         for ob in scene.objects:
             if ob.get("maskel_skeleton"):
                 ob.show_in_front = True
         r3d.view_rotation = Euler((math.pi / 2, 0.0, 0.0)).to_quaternion()  # from the front
-        pb.rotation_euler = Euler((0.0, 0.0, RAISE))  # the humerus follows the raised arm
         yield 2.0
         shot("addon_skeleton_front_in_front")
 

@@ -36,6 +36,7 @@ class LiveSession:
         self.updates = 0  # X-rays shown
         self.dropped = 0  # answers dropped as stale
         self.latencies: list[float] = []  # request start -> overlay shown, seconds
+        self.phases: list[dict[str, float]] = []  # per update: prepare / wait / apply / server milliseconds
         self.error: str | None = None
 
 
@@ -93,9 +94,15 @@ def _finish_job(drop: bool) -> None:
     else:
         s = job.scene.maskel
         try:
+            t_apply = time.monotonic()
             job.apply(s.opacity, s.in_front)
             session.updates += 1
             session.latencies.append(time.monotonic() - job.started)
+            session.phases.append({
+                "prepare_ms": 1000 * (job.started - job.prepare_start), "wait_ms": 1000 * (t_apply - job.started),
+                "apply_ms": 1000 * (time.monotonic() - t_apply),
+                "server_ms": float(job.views[0].timings.get("total_ms", 0.0)) if job.views else 0.0,
+            })  # fmt: skip
             state.message = f"live X-ray: {session.updates} updates, last {session.latencies[-1] * 1000:.0f} ms"
         except (OSError, RuntimeError) as e:
             session.error = state.message = f"live X-ray: cannot load the X-ray ({e})"
@@ -129,6 +136,7 @@ def tick() -> float | None:
         if sig == session.last_signature:
             job.cleanup()
             return TICK
+        job.prepare_start = time.monotonic()
         job.prepare()
     except (XrayError, ServerError, ValueError, RuntimeError) as e:
         session.error = state.message = f"live X-ray: {e}"

@@ -31,9 +31,9 @@ class VIEW3D_PT_maskel(bpy.types.Panel):
                                   icon="CHECKBOX_HLT" if charmod.is_body(ob, s.exclude_clothes)
                                   else "CHECKBOX_DEHLT")  # fmt: skip
                 op.name = ob.name
-        row = box.row()
-        row.operator("maskel.add_mannequin", icon="OUTLINER_OB_ARMATURE")
-        row.operator("maskel.add_skeleton", icon="BONE_DATA")
+        col = box.column(align=True)
+        col.operator("maskel.add_mannequin", icon="OUTLINER_OB_ARMATURE")
+        col.operator("maskel.add_skeleton", icon="BONE_DATA")
 
         box = layout.box()
         box.label(text="Camera", icon="CAMERA_DATA")
@@ -50,10 +50,10 @@ class VIEW3D_PT_maskel(bpy.types.Panel):
         box.prop(s, "resolution")
         box.prop(s, "style")
         box.prop(s, "seed")
-        row = box.row()
-        row.prop(s, "opacity")
+        box.prop(s, "opacity", slider=True)
+        row = box.row(align=True)
         row.prop(s, "in_front", toggle=True)
-        box.prop(s, "live", toggle=True, icon="REC" if s.live else "PLAY")
+        row.prop(s, "live", toggle=True, icon="REC" if s.live else "PLAY")
 
         box = layout.box()
         row = box.row()

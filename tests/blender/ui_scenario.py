@@ -101,6 +101,7 @@ def measure(name, live_mod, seconds, pb, live_on):
     gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
     gaps_sorted = sorted(gaps)
     lat = live_mod.session.latencies[lat0:]
+    phases = live_mod.session.phases[lat0:]
     RESULTS[name] = {
         "seconds": round(elapsed, 2), "probe_calls": len(stamps), "swings": swings[0],
         "interval_mean_ms": round(1000 * statistics.mean(gaps), 1) if gaps else None,
@@ -111,6 +112,7 @@ def measure(name, live_mod, seconds, pb, live_on):
         "live_rate_per_s": round((live_mod.session.updates - updates0) / elapsed, 2),
         "live_latency_mean_ms": round(1000 * statistics.mean(lat)) if lat else None,
         "live_error": live_mod.session.error,
+        "live_phase_median_ms": {k: round(statistics.median(p[k] for p in phases)) for k in phases[0]} if phases else None,
     }  # fmt: skip
 
 
@@ -122,8 +124,6 @@ def script():
     bpy.utils.unregister_class(panel)
     panel.bl_category = "Item"
     bpy.utils.register_class(panel)
-    if hasattr(bpy.types, "VIEW3D_PT_transform"):  # make room for it
-        bpy.utils.unregister_class(bpy.types.VIEW3D_PT_transform)
     state = sys.modules[name + ".state"]
     live_mod = sys.modules[name + ".live"]
     prefs = bpy.context.preferences.addons[name].preferences

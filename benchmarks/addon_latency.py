@@ -1,7 +1,7 @@
-"""Latency of the add-on's Generate X-ray: from the operator call to the finished plane, in headless
+"""Latency of the add-on's Generate X-ray: from the operator call to the X-ray shown, in headless
 Blender against a real `maskel serve`, at 256² and 512² (median of --runs; phases from XrayJob).
 
-    python benchmarks/addon_latency.py --checkpoint CKPT [--runs 7] [--kind blender|bpy|both]
+    python benchmarks/addon_latency.py --checkpoint CKPT [--runs 7] [--kind blender|bpy|bpy5|all]
     python benchmarks/addon_latency.py --server http://127.0.0.1:8765
 
 Headless Blender runs the synchronous path (bpy.app.timers/modal timers never fire under -b); the
@@ -94,12 +94,12 @@ def outer() -> int:
     p.add_argument("--server", help="URL of a running maskel serve")
     p.add_argument("--checkpoint", help="start `python -m maskel serve --checkpoint` for the run")
     p.add_argument("--runs", type=int, default=7)
-    p.add_argument("--kind", default="both", choices=("blender", "bpy", "both"))
+    p.add_argument("--kind", default="all", choices=("blender", "bpy", "bpy5", "all"))
     p.add_argument("--mannequin", default="box", choices=("box", "server"),
                    help="box figure (default) or the server's anny mannequin")  # fmt: skip
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="maskel_bench_"))
-    legacy, extension = build(tmp / "zips")
+    zip_path = build(tmp / "zips")
     server = None
     if not a.server:
         if not a.checkpoint:
@@ -113,12 +113,11 @@ def outer() -> int:
         Path(mannequin).write_text(json.dumps(box_mannequin()))
     rows = []
     try:
-        for kind in (("blender", "bpy") if a.kind == "both" else (a.kind,)):
-            exe = blender_exe() if kind == "blender" else bpy_python()
+        for kind in (("blender", "bpy", "bpy5") if a.kind == "all" else (a.kind,)):
+            exe = blender_exe() if kind == "blender" else bpy_python(kind)
             if not exe:
                 print(f"skipping {kind}: not installed", file=sys.stderr)
                 continue
-            zip_path = legacy if kind == "blender" else extension
             args = ["--inner", "--zip", str(zip_path), "--server", a.server, "--mannequin", mannequin,
                     "--runs", str(a.runs)]  # fmt: skip
             cmd = ([exe, "-b", "--factory-startup", "--python-exit-code", "1", "-P", __file__, "--", *args]

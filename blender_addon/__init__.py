@@ -1,7 +1,7 @@
 """MaSkel X-ray: a whole-body X-ray of a posed character, from its silhouette, by a local MaSkel server.
 
-Blender 3.4-4.1: install the "-legacy.zip" (Edit > Preferences > Add-ons > Install).
-Blender 4.2+ (incl. 5.0): install the "-extension.zip" (Get Extensions > Install from Disk).
+One zip for every version: Blender 3.4-4.1 Edit > Preferences > Add-ons > Install; Blender 4.2+
+(incl. 5.0) Get Extensions > Install from Disk.
 Headless batch: ``blender -b scene.blend --python-exit-code 1 -P <add-on dir>/batch.py -- --frames 1-48 --out DIR``.
 """
 
@@ -20,9 +20,9 @@ bl_info = {
 def _modules():
     # Imported here, not at the top, so that `blender_addon.core` and `blender_addon.build` stay
     # importable by plain Python (tests, build) where bpy does not exist.
-    from . import operators, panels, preferences, properties
+    from . import handlers, operators, panels, preferences, properties
 
-    return (properties, preferences, operators, panels)
+    return (properties, preferences, operators, panels, handlers)
 
 
 def register() -> None:

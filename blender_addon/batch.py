@@ -99,7 +99,7 @@ def run(argv: list[str]) -> int:
                                seed=args.seed, exclude_clothes=not args.keep_clothes, out_dir=args.out,
                                tag=f"_{frame:04d}")  # fmt: skip
         try:
-            job.run_sync(make_planes=False)
+            job.run_sync(show=False)
             written += 1
             print(f"maskel batch: frame {frame} ok ({i}/{len(frames)})", flush=True)
         except (pipeline.XrayError, client_mod.ServerError, OSError, ValueError) as e:

@@ -1,14 +1,14 @@
-"""Build the installable add-on archives:
+"""Build the installable add-on archive:
 
     python blender_addon/build.py [--out DIR]
 
-- ``maskel_xray-<version>-legacy.zip``: a ``maskel_xray/`` folder with ``__init__.py`` + bl_info,
-  for Edit > Preferences > Add-ons > Install on Blender 3.4 - 4.1 (also accepted by 4.2+ as a
-  legacy add-on).
-- ``maskel_xray-<version>-extension.zip``: ``blender_manifest.toml`` at the root, for
-  Get Extensions > Install from Disk on Blender 4.2+ (incl. 5.0).
+``maskel_xray-<version>.zip`` holds one ``maskel_xray/`` folder with ``__init__.py`` (with bl_info)
+and ``blender_manifest.toml``, so the same file installs everywhere: Edit > Preferences > Add-ons >
+Install on Blender 3.4 - 4.1 unpacks the folder as a legacy add-on, and Get Extensions > Install from
+Disk on 4.2+ (incl. 5.0) finds the manifest in the zip's single top folder. (Two archives, one per
+install path, let a user install the wrong one, which scattered its files over the add-ons folder.)
 
-Output: ``blender_addon/_build/`` by default. Prints the two paths.
+Output: ``blender_addon/_build/`` by default. Prints the path.
 """
 
 from __future__ import annotations
@@ -66,24 +66,19 @@ def _write_zip(path: Path, prefix: str, files: list[Path]) -> None:
             os.remove(tmp)
 
 
-def build(out_dir: Path = HERE / "_build") -> tuple[Path, Path]:
-    """Write both zips (atomically, reproducibly) and return their paths."""
+def build(out_dir: Path = HERE / "_build") -> Path:
+    """Write the zip (atomically, reproducibly) and return its path."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    ver = version()
-    files = sources()
-    legacy = out_dir / f"{ADDON_ID}-{ver}-legacy.zip"
-    extension = out_dir / f"{ADDON_ID}-{ver}-extension.zip"
-    _write_zip(legacy, f"{ADDON_ID}/", [f for f in files if f.name != "blender_manifest.toml"])
-    _write_zip(extension, "", files)
-    return legacy, extension
+    path = out_dir / f"{ADDON_ID}-{version()}.zip"
+    _write_zip(path, f"{ADDON_ID}/", sources())
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=HERE / "_build")
     args = p.parse_args(argv)
-    for path in build(args.out):
-        print(path)
+    print(build(args.out))
     return 0
 
 

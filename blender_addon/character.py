@@ -2,8 +2,9 @@
 
 Body meshes of an armature: its mesh children (recursively) and meshes deformed by it through an
 Armature modifier. Clothing is left out (``exclude_clothes``) when an object has the custom property
-``maskel_clothing`` = True, or its name or one of its material names contains a clothing/hair
-keyword (CLOTHING_WORDS). ``maskel_body`` = True/False on an object overrides all of this.
+``maskel_clothing`` = True, or its name or one of its material names has a clothing/hair word
+(core.clothing: whole words, so a body called "Bradley" is not a bra). ``maskel_body`` = True/False
+on an object overrides all of this.
 """
 
 from __future__ import annotations
@@ -13,19 +14,16 @@ import json
 import bpy
 
 from .core import rigs
+from .core.clothing import is_clothing_name
 
-CLOTHING_WORDS = (
-    "cloth", "shirt", "pant", "trouser", "jean", "short", "skirt", "dress", "jacket", "coat", "hood",
-    "sweater", "shoe", "boot", "sneaker", "sock", "glove", "hat", "cap", "helmet", "mask", "glass",
-    "belt", "bag", "hair", "eyebrow", "eyelash", "beard", "scarf", "vest", "suit", "underwear", "bra",
-)  # fmt: skip
+SKELETON_TAG = "maskel_skeleton"
+"""On each bone mesh made by Add skeleton (value: the armature's name); such meshes are never body."""
 
 
 def is_clothing(ob: bpy.types.Object) -> bool:
     if ob.get("maskel_clothing"):
         return True
-    names = [ob.name.lower()] + [s.material.name.lower() for s in ob.material_slots if s.material]
-    return any(word in n for n in names for word in CLOTHING_WORDS)
+    return is_clothing_name([ob.name] + [s.material.name for s in ob.material_slots if s.material])
 
 
 def candidate_meshes(character: bpy.types.Object, scene: bpy.types.Scene) -> list[bpy.types.Object]:
@@ -37,6 +35,7 @@ def candidate_meshes(character: bpy.types.Object, scene: bpy.types.Scene) -> lis
     for ob in scene.objects:
         if ob.type == "MESH" and any(m.type == "ARMATURE" and m.object == character for m in ob.modifiers):
             found[ob.name] = ob
+    found = {k: ob for k, ob in found.items() if ob.get(SKELETON_TAG) is None}
     return [found[k] for k in sorted(found)]
 
 
@@ -62,26 +61,34 @@ def find_armature(character: bpy.types.Object) -> bpy.types.Object | None:
     return character.parent if character.parent is not None and character.parent.type == "ARMATURE" else None
 
 
-def joint_locations(armature: bpy.types.Object) -> tuple[str | None, dict[str, tuple[float, float, float]]]:
-    """(rig name, {canonical joint: world position}) of the posed armature; (None, {}) for unknown rigs.
+def resolve_joints(armature: bpy.types.Object) -> tuple[str | None, dict[str, tuple[str, str]]]:
+    """(rig name, {canonical joint: (bone, "head"|"tail")}); (None, {}) for unknown rigs.
 
     A MaSkel mannequin carries its own map in the custom property ``maskel_joint_map``.
     """
-    bones = [b.name for b in armature.pose.bones]
-    rig, resolved = None, {}
+    bones = [b.name for b in armature.data.bones]
     if armature.get("maskel_joint_map"):
         try:
-            resolved = rigs.parse_joint_map(json.loads(armature["maskel_joint_map"]), bones)
-            rig = "maskel_mannequin"
+            return "maskel_mannequin", rigs.parse_joint_map(json.loads(armature["maskel_joint_map"]), bones)
         except (ValueError, TypeError):
-            resolved = {}
-    if not resolved:
-        rig, resolved = rigs.detect_rig(bones)
+            pass
+    return rigs.detect_rig(bones)
+
+
+def joint_locations(armature: bpy.types.Object, rest: bool = False
+                    ) -> tuple[str | None, dict[str, tuple[float, float, float]]]:  # fmt: skip
+    """(rig name, {canonical joint: world position}) of the posed armature (``rest``: of its rest pose)."""
+    rig, resolved = resolve_joints(armature)
     mw = armature.matrix_world
     out = {}
     for joint, (bone, end) in resolved.items():
-        pb = armature.pose.bones[bone]
-        out[joint] = tuple(mw @ (pb.head if end == "head" else pb.tail))
+        if rest:
+            b = armature.data.bones[bone]
+            p = b.head_local if end == "head" else b.tail_local
+        else:
+            pb = armature.pose.bones[bone]
+            p = pb.head if end == "head" else pb.tail
+        out[joint] = tuple(mw @ p)
     return rig, out
 
 

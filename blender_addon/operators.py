@@ -2,12 +2,14 @@
 Add mannequin, body-mesh override."""
 
 import threading
+import time
 
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
 from . import character as charmod
-from . import mannequin, state, xcameras
+from . import mannequin, state, ui, xcameras
+from . import skeleton as skeletonmod
 from .core.client import ServerError
 from .pipeline import XrayError, XrayJob, xray_cameras
 from .preferences import make_client
@@ -39,7 +41,7 @@ def make_job(scene: bpy.types.Scene) -> XrayJob:
 
 
 class MASKEL_OT_generate(bpy.types.Operator):
-    """Render the character's silhouette, get its X-ray from the MaSkel server and show it on a plane
+    """Render the character's silhouette, get its X-ray from the MaSkel server and show it as an image
     filling the camera frame"""
 
     bl_idname = "maskel.generate"
@@ -56,8 +58,8 @@ class MASKEL_OT_generate(bpy.types.Operator):
     def _start(self, context) -> XrayJob | None:
         try:
             job = make_job(context.scene)
-            job.prepare()
-        except (XrayError, ServerError, ValueError) as e:
+            job.prepare()  # removes its temporary folder itself when it fails
+        except (XrayError, ServerError, ValueError, RuntimeError) as e:
             self.report({"ERROR"}, str(e))
             return None
         return job
@@ -67,15 +69,16 @@ class MASKEL_OT_generate(bpy.types.Operator):
         job = self._start(context)
         if job is None:
             return {"CANCELLED"}
+        s = context.scene.maskel
         try:
             job.fetch()
-            planes = job.apply(context.scene.maskel.opacity)
+            shown = job.apply(s.opacity, s.in_front)
         except (ServerError, OSError) as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
         finally:
             job.cleanup()
-        self.report({"INFO"}, f"X-ray on {', '.join(p.name for p in planes)}")
+        self.report({"INFO"}, f"X-ray on {', '.join(p.name for p in shown)}")
         return {"FINISHED"}
 
     def invoke(self, context, event):
@@ -84,9 +87,10 @@ class MASKEL_OT_generate(bpy.types.Operator):
         job = self._start(context)
         if job is None:
             return {"CANCELLED"}
-        s = context.scene.maskel
         state.job = job
-        s.running, s.progress, s.message = True, 0.0, "waiting for the server..."
+        state.progress, state.message = job.progress, f"{job.stage}..."
+        self._shown = None
+        self._t0 = time.monotonic()
         self._thread = threading.Thread(target=job.fetch_safe, daemon=True)
         self._thread.start()
         wm = context.window_manager
@@ -105,32 +109,38 @@ class MASKEL_OT_generate(bpy.types.Operator):
             return {"CANCELLED"}
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        s.progress = job.done / max(job.total, 1)
-        for area in context.screen.areas:
-            if area.type == "VIEW_3D":
-                area.tag_redraw()
         if self._thread.is_alive():
+            self._show(context, job.progress, f"{job.stage}... {time.monotonic() - self._t0:.0f} s")
             return {"PASS_THROUGH"}
         if job.error:
             self._end(context, job.error)
             self.report({"ERROR"}, job.error)
             return {"CANCELLED"}
         try:
-            planes = job.apply(s.opacity)
+            shown = job.apply(s.opacity, s.in_front)
         except (OSError, RuntimeError) as e:
             self._end(context, str(e))
             self.report({"ERROR"}, f"cannot load the X-ray: {e}")
             return {"CANCELLED"}
-        self._end(context, "done")
-        self.report({"INFO"}, f"X-ray on {', '.join(p.name for p in planes)}")
+        self._end(context, f"done in {time.monotonic() - self._t0:.1f} s")
+        self.report({"INFO"}, f"X-ray on {', '.join(p.name for p in shown)}")
         return {"FINISHED"}
+
+    def _show(self, context, progress: float, message: str) -> None:
+        """Update the progress bar, redrawing only the sidebar and only when its text changes (a full
+        viewport redraw costs ~1 s under software OpenGL)."""
+        if (progress, message) == self._shown:
+            return
+        self._shown = (progress, message)
+        state.progress, state.message = progress, message  # module state: a scene property would redraw everything
+        ui.redraw_sidebars(context)
 
     def _end(self, context, message: str) -> None:
         context.window_manager.event_timer_remove(self._timer)
-        s = context.scene.maskel
-        s.running, s.progress, s.message = False, 0.0, message
+        state.progress, state.message = 0.0, message
         state.job.cleanup()  # a cancelled worker may still finish writing; it only touches the temp dir
         state.job = None
+        ui.redraw_sidebars(context)
 
 
 class MASKEL_OT_cancel(bpy.types.Operator):
@@ -225,6 +235,81 @@ class MASKEL_OT_add_mannequin(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class MASKEL_OT_add_skeleton(bpy.types.Operator):
+    """Add the phantom's bones inside the character, each parented to its rig bone (they follow the
+    animation with no further server call)"""
+
+    bl_idname = "maskel.add_skeleton"
+    bl_label = "Add skeleton"
+    bl_options = {"REGISTER"}  # undo: pushed once the meshes exist (see invoke)
+
+    def _rig(self, context):
+        try:
+            arm = charmod.find_armature(_character(context.scene))
+        except XrayError as e:
+            raise skeletonmod.SkeletonError(str(e)) from None
+        if arm is None:
+            raise skeletonmod.SkeletonError("the character has no armature: Add skeleton needs a rig")
+        resolved, joints = skeletonmod.rig_request(arm)
+        return arm, resolved, joints
+
+    def execute(self, context):
+        try:
+            arm, resolved, joints = self._rig(context)
+            bones = skeletonmod.fetch(make_client(), joints)
+        except (skeletonmod.SkeletonError, ServerError, ValueError) as e:
+            self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
+        return self._build(context, arm, resolved, bones)
+
+    def _build(self, context, arm, resolved, bones):
+        obs = skeletonmod.build(arm, resolved, bones, context.scene.collection)
+        if not obs:
+            self.report({"ERROR"}, f"none of the skeleton's segments maps to a bone of {arm.name!r}")
+            return {"CANCELLED"}
+        state.message = f"skeleton: {len(obs)} bones on {arm.name}"
+        self.report({"INFO"}, state.message)
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        if bpy.app.background or context.window is None:
+            return self.execute(context)
+        try:
+            arm, resolved, joints = self._rig(context)
+            client = make_client()
+        except (skeletonmod.SkeletonError, ServerError) as e:
+            self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
+        result: dict = {}
+
+        def work():
+            try:
+                result["bones"] = skeletonmod.fetch(client, joints)
+            except (ServerError, ValueError) as e:
+                result["error"] = str(e)
+
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        state.message = "skeleton: waiting for the server..."
+        arm_name = arm.name
+
+        def poll():  # main thread (bpy.app.timers): build the meshes once the worker is done
+            if worker.is_alive():
+                return 0.25
+            arm_now = bpy.data.objects.get(arm_name)
+            if "error" in result or arm_now is None:
+                state.message = f"skeleton: {result.get('error', 'the armature was deleted')}"
+            else:
+                n = len(skeletonmod.build(arm_now, resolved, result["bones"], bpy.context.scene.collection))
+                state.message = f"skeleton: {n} bones on {arm_name}"
+                bpy.ops.ed.undo_push(message="Add skeleton")  # the meshes arrive after the operator ended
+            ui.redraw_sidebars()
+            return None
+
+        bpy.app.timers.register(poll, first_interval=0.25)
+        return {"FINISHED"}
+
+
 class MASKEL_OT_toggle_body_mesh(bpy.types.Operator):
     """Include or exclude this mesh from the silhouette (sets its maskel_body property)"""
 
@@ -243,7 +328,7 @@ class MASKEL_OT_toggle_body_mesh(bpy.types.Operator):
 
 
 CLASSES = (MASKEL_OT_generate, MASKEL_OT_cancel, MASKEL_OT_check_server, MASKEL_OT_create_cameras,
-           MASKEL_OT_add_mannequin, MASKEL_OT_toggle_body_mesh)  # fmt: skip
+           MASKEL_OT_add_mannequin, MASKEL_OT_add_skeleton, MASKEL_OT_toggle_body_mesh)  # fmt: skip
 
 
 def register() -> None:

@@ -31,7 +31,9 @@ class VIEW3D_PT_maskel(bpy.types.Panel):
                                   icon="CHECKBOX_HLT" if charmod.is_body(ob, s.exclude_clothes)
                                   else "CHECKBOX_DEHLT")  # fmt: skip
                 op.name = ob.name
-        box.operator("maskel.add_mannequin", icon="OUTLINER_OB_ARMATURE")
+        col = box.column(align=True)
+        col.operator("maskel.add_mannequin", icon="OUTLINER_OB_ARMATURE")
+        col.operator("maskel.add_skeleton", icon="BONE_DATA")
 
         box = layout.box()
         box.label(text="Camera", icon="CAMERA_DATA")
@@ -48,23 +50,26 @@ class VIEW3D_PT_maskel(bpy.types.Panel):
         box.prop(s, "resolution")
         box.prop(s, "style")
         box.prop(s, "seed")
-        box.prop(s, "opacity")
+        box.prop(s, "opacity", slider=True)
+        row = box.row(align=True)
+        row.prop(s, "in_front", toggle=True)
+        row.prop(s, "live", toggle=True, icon="REC" if s.live else "PLAY")
 
         box = layout.box()
         row = box.row()
         row.label(text=f"Server: {state.server_status}")
         row.operator("maskel.check_server", text="", icon="FILE_REFRESH")
 
-        if s.running:
+        if state.job is not None:
             if hasattr(layout, "progress"):  # 4.0+
-                layout.progress(factor=s.progress, type="BAR", text=s.message)
+                layout.progress(factor=state.progress, type="BAR", text=state.message)
             else:
-                layout.label(text=f"{s.message} {s.progress * 100:.0f}%")
+                layout.label(text=f"{state.message} ({state.progress * 100:.0f}%)")
             layout.operator("maskel.cancel", icon="CANCEL")
         else:
             layout.operator("maskel.generate", icon="RENDER_STILL")
-            if s.message:
-                layout.label(text=s.message)
+            if state.message:
+                layout.label(text=state.message)
 
 
 CLASSES = (VIEW3D_PT_maskel,)

@@ -1,4 +1,4 @@
-"""Generate X-ray: silhouette + joints (main thread) -> server (any thread) -> image + plane (main thread).
+"""Generate X-ray: silhouette + joints (main thread) -> server (any thread) -> image + overlay (main thread).
 
 ``XrayJob`` splits the work so the operator can run ``fetch`` on a worker thread while Blender's UI
 stays responsive; bpy is only touched in ``prepare`` and ``apply``. Batch and headless runs call
@@ -17,7 +17,7 @@ import bpy
 from mathutils import Vector
 
 from . import character as charmod
-from . import plane as planemod
+from . import overlay as overlaymod
 from .core import camera as cammath
 from .core import rigs
 from .core.client import MaskelClient, ServerError
@@ -84,20 +84,35 @@ class XrayJob:
         self.resolution, self.style, self.seed = int(resolution), style, int(seed)
         self.exclude_clothes = exclude_clothes
         self.own_dir = out_dir is None
-        self.out_dir = out_dir or tempfile.mkdtemp(prefix="maskel_")
+        self.out_dir = out_dir or ""  # a temporary folder is made by prepare() and removed by cleanup()
         self.tag = tag
         self.views: list[View] = []
         self.cameras = cameras
         self.cancel = threading.Event()
-        self.done = 0  # finished server requests (progress)
+        self.done = 0  # finished server requests
         self.error: str | None = None
+        self.stage = "queued"  # what the job is doing, for the progress bar (read by the main thread)
+        self.progress = 0.0
 
     @property
     def total(self) -> int:
         return len(self.cameras)
 
+    def _stage(self, stage: str, progress: float) -> None:
+        self.stage, self.progress = stage, progress
+
     # ---- main thread
     def prepare(self) -> None:
+        """Render the silhouettes and project the joints; on any failure nothing is left on disk."""
+        if self.own_dir and not self.out_dir:
+            self.out_dir = tempfile.mkdtemp(prefix="maskel_")
+        try:
+            self._prepare()
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def _prepare(self) -> None:
         scene = self.scene
         meshes = charmod.body_meshes(self.character, scene, self.exclude_clothes)
         if not meshes:
@@ -105,9 +120,15 @@ class XrayJob:
         armature = charmod.find_armature(self.character)
         res_x, res_y = silhouette_size(scene, self.resolution)
         bbox = world_bbox(meshes)
-        for cam in self.cameras:
-            params = planemod.camera_params(scene, cam, res_x, res_y)
-            pts = planemod.to_camera_space(cam, bbox)
+        view_layer = bpy.context.view_layer
+        missing = [m.name for m in meshes if view_layer.objects.get(m.name) is None]
+        if missing:
+            raise XrayError(f"{', '.join(missing)} not in view layer {view_layer.name!r} (its collection is "
+                            "excluded): include it, or leave it out of the body in the MaSkel panel")  # fmt: skip
+        for i, cam in enumerate(self.cameras):
+            self._stage(f"rendering the silhouette from {cam.name}", 0.1 * i / self.total)
+            params = overlaymod.camera_params(scene, cam, res_x, res_y)
+            pts = overlaymod.to_camera_space(cam, bbox)
             if cammath.bbox_view_overlap(params, pts) <= 0.0:
                 raise XrayError(f"the character {self.character.name!r} is outside the view of camera {cam.name!r}")
             safe = bpy.path.clean_name(cam.name)
@@ -119,19 +140,31 @@ class XrayJob:
                 raise XrayError(f"the character is behind camera {cam.name!r}")
             stats = render_silhouette(scene, cam, meshes, res_x, res_y, view.mask_path, self.exclude_clothes)
             if stats.body == 0:
-                raise XrayError(f"empty mask: the character's meshes did not render from {cam.name!r} "
-                                "(hidden collection, or disabled in renders?)")  # fmt: skip
+                raise XrayError(self._empty_reason(cam, zs))
             view.mask_pixels = stats.body
             if armature is not None:
                 view.rig, view.joints = self._joints(armature, cam, params)
             self.views.append(view)
+        self._stage("sending the silhouette", 0.1)
+
+    @staticmethod
+    def _empty_reason(cam: bpy.types.Object, zs: list[float]) -> str:
+        c = cam.data
+        near, far = -max(zs), -min(zs)
+        if near > c.clip_end:
+            return (f"the character is beyond the clip end of camera {cam.name!r} ({near:.3g} m > {c.clip_end:.3g} m): "
+                    "raise the camera's Clip End")  # fmt: skip
+        if far < c.clip_start:
+            return (f"the character is nearer than the clip start of camera {cam.name!r} ({far:.3g} m < "
+                    f"{c.clip_start:.3g} m): lower the camera's Clip Start")  # fmt: skip
+        return f"empty mask: the character's meshes did not render from {cam.name!r}"
 
     def _joints(self, armature, cam, params) -> tuple[str | None, dict | None]:
         rig, world = charmod.joint_locations(armature)
         if not world:
             return None, None
         names = list(world)
-        cam_pts = planemod.to_camera_space(cam, [Vector(world[n]) for n in names])
+        cam_pts = overlaymod.to_camera_space(cam, [Vector(world[n]) for n in names])
         points = {}
         for name, p in zip(names, cam_pts, strict=True):
             uvd = cammath.project(params, p)
@@ -143,11 +176,13 @@ class XrayJob:
 
     # ---- any thread (no bpy)
     def fetch(self) -> None:
-        for view in self.views:
+        n = len(self.views)
+        for i, view in enumerate(self.views):
             if self.cancel.is_set():
                 return
             with open(view.mask_path, "rb") as f:
                 mask = f.read()
+            self._stage(f"waiting for the server ({view.camera.name})", (0.1 + 0.85 * i / n))
             res = self.client.xray(mask, joints=view.joints, style=self.style, seed=self.seed)
             tmp = view.xray_path + ".part"
             with open(tmp, "wb") as f:
@@ -155,6 +190,7 @@ class XrayJob:
             os.replace(tmp, view.xray_path)
             view.timings = res.timings
             self.done += 1
+            self._stage(f"received the X-ray for {view.camera.name}", 0.1 + 0.85 * (i + 1) / n)
 
     def fetch_safe(self) -> None:
         """fetch() for a worker thread: errors are kept in ``self.error`` for the main thread."""
@@ -166,19 +202,25 @@ class XrayJob:
             self.error = f"cannot write the X-ray file: {e}"
 
     # ---- main thread
-    def apply(self, opacity: float = 0.8) -> list[bpy.types.Object]:
-        planes = []
+    def apply(self, opacity: float = 0.8, in_front: bool = True) -> list[bpy.types.Object]:
+        self._stage("showing the X-ray", 0.95)
+        out = []
         for view in self.views:
-            image = planemod.load_image(f"MaSkel X-ray {view.camera.name}", view.xray_path)
-            planes.append(planemod.update_plane(self.scene, view.camera, image, view.depth, opacity))
-        return planes
+            image = overlaymod.load_image(f"MaSkel X-ray {view.camera.name}", view.xray_path)
+            out.append(overlaymod.update_overlay(self.scene, view.camera, image, view.depth, opacity, in_front))
+        self._stage("done", 1.0)
+        return out
 
     def cleanup(self) -> None:
-        if self.own_dir:
+        if self.own_dir and self.out_dir:
             shutil.rmtree(self.out_dir, ignore_errors=True)
 
-    def run_sync(self, opacity: float = 0.8, make_planes: bool = True) -> list[bpy.types.Object]:
-        """prepare + fetch + apply on this thread (headless and batch use)."""
-        self.prepare()
-        self.fetch()
-        return self.apply(opacity) if make_planes else []
+    def run_sync(self, opacity: float = 0.8, in_front: bool = True, show: bool = True) -> list[bpy.types.Object]:
+        """prepare + fetch + apply on this thread (headless and batch use); the temporary folder is
+        removed afterwards, also on failure (images are packed into the .blend)."""
+        try:
+            self.prepare()
+            self.fetch()
+            return self.apply(opacity, in_front) if show else []
+        finally:
+            self.cleanup()

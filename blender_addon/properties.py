@@ -7,22 +7,27 @@ from bpy.props import (
     FloatProperty,
     IntProperty,
     PointerProperty,
-    StringProperty,
 )
 
-from . import plane
+from . import overlay
 
 
 def _poll_character(_self, ob) -> bool:
-    return ob.type in ("ARMATURE", "MESH") and ob.get(plane.PLANE_TAG) is None
+    return ob.type in ("ARMATURE", "MESH") and ob.get(overlay.OVERLAY_TAG) is None
 
 
 def _poll_camera(_self, ob) -> bool:
     return ob.type == "CAMERA"
 
 
-def _opacity_changed(self, context) -> None:
-    plane.set_opacity(context.scene, self.opacity)
+def _live_changed(self, context) -> None:
+    from . import live
+
+    (live.start if self.live else live.stop)()
+
+
+def _display_changed(self, context) -> None:
+    overlay.set_display(context.scene, self.opacity, self.in_front)
 
 
 class MaskelSceneSettings(bpy.types.PropertyGroup):
@@ -44,10 +49,12 @@ class MaskelSceneSettings(bpy.types.PropertyGroup):
         ("dxa", "DXA", "Bone-only density, the look of DXA scans"),
     ])  # fmt: skip
     seed: IntProperty(name="Seed", default=0, min=0)
-    opacity: FloatProperty(name="Opacity", default=0.8, min=0.0, max=1.0, subtype="FACTOR", update=_opacity_changed)
-    progress: FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
-    running: BoolProperty(default=False)
-    message: StringProperty(default="")
+    opacity: FloatProperty(name="Opacity", default=0.8, min=0.0, max=1.0, subtype="FACTOR", update=_display_changed,
+                           description="Opacity of the X-ray image and of the camera background image")  # fmt: skip
+    in_front: BoolProperty(name="In front", default=True, update=_display_changed,
+                           description="Draw the X-ray in front of the character (off: behind it)")  # fmt: skip
+    live: BoolProperty(name="Live X-ray", default=False, update=_live_changed,
+                       description="Request a new X-ray whenever the pose, frame or camera changes")  # fmt: skip
 
 
 CLASSES = (MaskelSceneSettings,)

@@ -72,6 +72,11 @@ def silhouette_setup(scene: bpy.types.Scene, camera: bpy.types.Object, objects: 
         for attr, value in (("view_transform", "Standard"), ("look", "None"), ("exposure", 0.0), ("gamma", 1.0),
                             ("use_curve_mapping", False)):  # fmt: skip
             ov.set(vs, attr, value)
+        # Body meshes hidden from render (the object or a collection holding it) are X-rayed on
+        # purpose: a user may hide the body in final renders and still want its X-ray.
+        for coll in bpy.data.collections:
+            if coll.hide_render and any(o.name in keep for o in coll.all_objects):
+                ov.set(coll, "hide_render", False)
         for ob in scene.objects:
             ov.set(ob, "hide_render", ob.name not in keep)
             if ob.name in keep and hide_particles:

@@ -1,6 +1,7 @@
 """``maskel serve``: the local HTTP server the Blender add-on talks to (DESIGN.md section 4).
 
-GET /v1/health, POST /v1/xray, GET /v1/mannequin; the OpenAPI schema is at /openapi.json.
+GET /v1/health, POST /v1/xray, GET /v1/mannequin, POST /v1/skeleton; the OpenAPI schema is at
+/openapi.json.
 Every error is JSON ``{"error": code, "message": text}``: 400 undecodable input (bad base64,
 not a PNG, truncated PNG, malformed JSON), 401 token, 413 body or pixel limit (the pixel count
 is read from the PNG header before any pixel is decoded), 422 well-formed but unusable input
@@ -72,6 +73,29 @@ class XrayResponse(BaseModel):
     height: int
     style: str
     notes: list[str] = Field(default_factory=list, description="conversions applied to the input mask")
+
+
+class SkeletonRequest(BaseModel):
+    joints: dict[str, list[float]] = Field(
+        description="canonical joint (maskel.data.joints) -> world [x, y, z] in metres, Z up, of the rig at rest"
+    )
+
+
+class SkeletonBone(BaseModel):
+    name: str = Field(description="the phantom's bone name, e.g. humerus_left (render.labels)")
+    label: int
+    segment: str = Field(description="body segment, e.g. left_upper_arm")
+    start: str = Field(description="the segment's start joint")
+    end: str = Field(description="the segment's end joint")
+    vertices: str = Field(description="base64 little-endian float32 [x, y, z, ...], world metres")
+    faces: str = Field(description="base64 little-endian uint32 [a, b, c, ...] triangles")
+
+
+class SkeletonResponse(BaseModel):
+    format: str = Field(description="maskel-skeleton/1")
+    bones: list[SkeletonBone]
+    skipped: list[str] = Field(description="segments left out because a joint was missing")
+    timings: dict[str, float]
 
 
 class Health(BaseModel):
@@ -156,11 +180,43 @@ class Mannequin:
             return self._value
 
 
+class Skeleton:
+    """render.skeleton3d's phantom bones (built once on first request; they need the render extras)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def fit(self, joints: dict[str, list[float]]) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        with self._lock:
+            try:
+                from render.skeleton3d import SEGMENTS, skeleton_for_joints
+            except ImportError as e:
+                raise ApiError(503, "unavailable", f"the skeleton needs the render extras (pip install 'maskel[render]'): {e}") from None
+            try:
+                bones, skipped = skeleton_for_joints(joints)
+            except ImportError as e:
+                raise ApiError(503, "unavailable", f"the skeleton needs the render extras: {e}") from None
+            except MaskelError as e:
+                raise ApiError(422, "bad_joints", str(e)) from None
+        out = []
+        for b in bones:
+            start, end, _ = SEGMENTS[b.segment]
+            out.append({
+                "name": b.name, "label": int(b.label), "segment": b.segment, "start": start, "end": end,
+                "vertices": base64.b64encode(b.vertices.astype("<f4").tobytes()).decode(),
+                "faces": base64.b64encode(b.faces.astype("<u4").tobytes()).decode(),
+            })  # fmt: skip
+        return {"format": "maskel-skeleton/1", "bones": out, "skipped": skipped,
+                "timings": {"total_ms": round((time.perf_counter() - t0) * 1000, 2)}}  # fmt: skip
+
+
 def create_app(predictor: Predictor, max_batch: int = 8, queue_size: int = 64, max_pixels: int = DEFAULT_MAX_PIXELS,
                batch_window_s: float = 0.005) -> FastAPI:  # fmt: skip
     """The FastAPI app around one predictor (the batcher's worker starts with the app)."""
     state: dict[str, Batcher] = {}
     mannequin = Mannequin()
+    skeleton = Skeleton()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -241,6 +297,11 @@ def create_app(predictor: Predictor, max_batch: int = 8, queue_size: int = 64, m
     async def get_mannequin() -> JSONResponse:
         """The rest-pose mannequin JSON (format maskel-mannequin/1) the add-on builds its rig from."""
         return JSONResponse(await run_in_threadpool(mannequin.get))
+
+    @app.post("/v1/skeleton", response_model=SkeletonResponse, responses=ERRORS)
+    async def post_skeleton(req: SkeletonRequest) -> dict[str, Any]:
+        """The phantom's bones fitted to a rig's rest-pose joints, one mesh per bone (the add-on's Add skeleton)."""
+        return await run_in_threadpool(skeleton.fit, req.joints)
 
     return app
 

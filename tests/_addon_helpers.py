@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -18,8 +19,13 @@ def blender_exe() -> str | None:
     return os.environ.get("MASKEL_BLENDER") or shutil.which("blender")
 
 
-def bpy_python() -> str | None:
-    p = os.environ.get("MASKEL_BPY_PYTHON") or str(REPO / ".venv-bpy" / "bin" / "python")
+BPY_VENVS = {"bpy": (".venv-bpy", "MASKEL_BPY_PYTHON"), "bpy5": (".venv-bpy5", "MASKEL_BPY5_PYTHON")}
+"""Kind -> (venv in the checkout, environment variable overriding its python): the bpy 4.5 and 5.0 wheels."""
+
+
+def bpy_python(kind: str = "bpy") -> str | None:
+    venv, var = BPY_VENVS[kind]
+    p = os.environ.get(var) or str(REPO / venv / "bin" / "python")
     return p if Path(p).is_file() else None
 
 
@@ -31,20 +37,46 @@ def blender_env(home: Path) -> dict[str, str]:
         (home / sub).mkdir(parents=True, exist_ok=True)
         env[var] = str(home / sub)
     env["HOME"] = str(home)
+    (home / "tmp").mkdir(exist_ok=True)
+    env["TMPDIR"] = str(home / "tmp")  # so a test can see what was left in the temporary folder
     env.pop("PYTHONPATH", None)
     return env
 
 
+def repo_python(home: Path) -> str:
+    """A Python command that imports this checkout's maskel (whatever the editable install points at),
+    for servers the add-on starts from inside Blender, whose environment has no PYTHONPATH."""
+    path = home / "repo_python"
+    path.write_text(f'#!/bin/sh\nPYTHONPATH="{REPO}" exec "{sys.executable}" "$@"\n')
+    path.chmod(0o755)
+    return str(path)
+
+
 def run_in_blender(kind: str, script: str, args: list[str], home: Path, blend: str | None = None,
                    timeout: float = 300) -> subprocess.CompletedProcess:  # fmt: skip
-    """Run tests/blender/<script> in Debian's blender (kind 'blender') or the bpy wheel (kind 'bpy')."""
+    """Run tests/blender/<script> in Debian's blender (kind 'blender') or a bpy wheel (kind 'bpy' / 'bpy5')."""
     path = str(SCRIPTS / script) if not os.path.isabs(script) else script
     if kind == "blender":
         cmd = [blender_exe(), "-b", *([blend] if blend else []), "--factory-startup", "--python-exit-code", "1",
                "-P", path, "--", *args]  # fmt: skip
     else:
-        cmd = [bpy_python(), path, "--", *args]
+        cmd = [bpy_python(kind), path, "--", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=blender_env(home), cwd=home)
+
+
+def run_in_blender_ui(script: str, args: list[str], home: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run tests/blender/<script> in Debian's blender with its real UI on a virtual X display (xvfb-run).
+
+    Blender opens an empty .blend made first (a file on the command line skips the splash screen).
+    """
+    env = blender_env(home)
+    blend = home / "empty.blend"
+    subprocess.run([blender_exe(), "-b", "--factory-startup", "--python-expr",
+                    f"import bpy; bpy.ops.wm.save_as_mainfile(filepath={str(blend)!r})"],
+                   capture_output=True, text=True, timeout=120, env=env, cwd=home, check=True)  # fmt: skip
+    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", blender_exe(), str(blend), "--factory-startup",
+           "-P", str(SCRIPTS / script), "--", *args]  # fmt: skip
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=home)
 
 
 def results(proc: subprocess.CompletedProcess) -> dict:

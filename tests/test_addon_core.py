@@ -15,8 +15,10 @@ from PIL import Image
 
 from blender_addon.core import camera, frames, rigs
 from blender_addon.core.client import MaskelClient, ServerError
+from blender_addon.core.clothing import is_clothing_name, name_words
 from blender_addon.core.localserver import LocalServer, free_port
 from blender_addon.core.pngsize import png_size
+from blender_addon.core.skeleton import decode_bones, segment_bone
 
 
 def _png(arr: np.ndarray) -> bytes:
@@ -116,6 +118,28 @@ def test_fit_ortho_frames_points():
     assert max(u[1] for u in uvs) == pytest.approx(1 - 0.1 / 1.2, abs=1e-6)  # tall side sets the scale
 
 
+@pytest.mark.parametrize(
+    "cam,size",
+    [
+        (camera.CameraParams("PERSP", lens=35, res_x=640, res_y=480, shift_x=0.1, shift_y=-0.2), (256, 192)),
+        (camera.CameraParams("PERSP", lens=85, sensor_fit="VERTICAL", res_x=300, res_y=700, aspect_x=2.0), (110, 256)),
+        (camera.CameraParams("ORTHO", ortho_scale=3.0, res_x=256, res_y=512, shift_x=-0.3), (128, 256)),
+        (camera.CameraParams("PERSP", lens=50, res_x=800, res_y=480), (256, 192)),  # image made before an aspect change
+    ],
+)  # fmt: skip
+def test_image_empty_fit_fills_the_frame(cam, size):
+    for depth in (0.5, 4.0):
+        loc, scale = camera.empty_fit(cam, depth, *size)
+        corners = camera.empty_corners(loc, scale, *size)
+        np.testing.assert_allclose(corners, camera.frame_corners(cam, depth), atol=1e-12)
+
+
+def test_image_aspect_follows_blender():
+    assert camera.image_aspect(256, 192) == (1.0, 0.75)
+    assert camera.image_aspect(100, 200) == (0.5, 1.0)
+    assert camera.image_aspect(64, 64) == (1.0, 1.0)
+
+
 def test_unsupported_camera_type():
     with pytest.raises(ValueError, match="not supported"):
         camera.CameraParams("PANO")
@@ -204,6 +228,56 @@ def test_png_size():
         png_size(b"GIF89a" + b"\0" * 30)
 
 
+# ---------------------------------------------------------------- clothing names
+
+
+@pytest.mark.parametrize(
+    "name,clothing",
+    [("Bradley", False), ("Bra_01", True), ("Female_Casualsuit01", True), ("TShirt.001", True), ("Shoes.L", True),
+     ("eyelashes01", True), ("Glasses", True), ("Hairband", False), ("MyHairCap", True), ("Body", False),
+     ("Shortcut_Body", False), ("mixamorig:Pants", True), ("Capsule", False), ("Hatsune", False)],
+)  # fmt: skip
+def test_clothing_words_are_whole_words(name, clothing):
+    assert is_clothing_name([name]) is clothing
+
+
+def test_name_words():
+    assert name_words("Female_Casualsuit01") == ["female", "casualsuit"]
+    assert name_words("TShirt.001") == ["t", "shirt"]
+    assert name_words("myHairCap") == ["my", "hair", "cap"]
+
+
+# ---------------------------------------------------------------- skeleton helpers
+
+
+def test_segment_bone_for_known_rigs():
+    mh = rigs.resolve(rigs.MAKEHUMAN, [b.split(":")[0] for c in rigs.MAKEHUMAN.values() for b in c])[0]
+    assert segment_bone("left_shoulder", "left_elbow", mh) == "upperarm01.L"
+    assert segment_bone("head", "head_top", mh) == "head"
+    rigify = {"chest": ("DEF-spine.002", "tail"), "neck": ("DEF-spine.004", "head")}
+    assert segment_bone("chest", "neck", rigify) == "DEF-spine.002"  # no bone starts there: the start's own bone
+    mixamo = {"head": ("mixamorig:Head", "head"), "head_top": ("mixamorig:HeadTop_End", "head")}
+    assert segment_bone("head", "head_top", mixamo) == "mixamorig:Head"
+    assert segment_bone("left_knee", "left_ankle", {"left_ankle": ("shin.L", "tail")}) == "shin.L"
+    assert segment_bone("left_knee", "left_ankle", {}) is None
+
+
+def test_decode_bones_round_trip_and_errors():
+    v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], "<f4")
+    f = np.array([[0, 1, 2]], "<u4")
+    bone = {"name": "humerus_left", "segment": "left_upper_arm", "start": "left_shoulder", "end": "left_elbow",
+            "vertices": base64.b64encode(v.tobytes()).decode(), "faces": base64.b64encode(f.tobytes()).decode()}  # fmt: skip
+    (b,) = decode_bones({"bones": [bone]})
+    assert b.vertices == [(0, 0, 0), (1, 0, 0), (0, 1, 0)] and b.faces == [(0, 1, 2)]
+    bad = dict(bone, faces=base64.b64encode(np.array([[0, 1, 3]], "<u4").tobytes()).decode())
+    with pytest.raises(ValueError, match="missing vertex"):
+        decode_bones({"bones": [bad]})
+    with pytest.raises(ValueError, match="bad vertices"):
+        decode_bones({"bones": [dict(bone, vertices="***")]})
+    with pytest.raises(ValueError, match="malformed"):
+        decode_bones({"bones": [{"name": "x"}]})
+
+
 # ---------------------------------------------------------------- client against a scripted HTTP peer
 
 
@@ -272,7 +346,8 @@ def test_client_rejects_wrong_size_reply(peer):
     [(422, {"error": "empty_mask", "message": "the mask is empty"}, r"422 \(empty_mask\): the mask is empty"),
      (401, {"error": "unauthorized", "message": "bad token"}, "refused the token"),
      (503, {"error": "busy", "message": "queue full"}, r"503 \(busy\): queue full"),
-     (500, b"<html>oops</html>", r"500 \(http_500\)")],
+     (500, {"error": "internal", "message": "see the log"}, r"500 \(internal\): see the log"),
+     (502, b"<html>bad gateway</html>", r"another server answered at .* \(HTTP 502")],
 )  # fmt: skip
 def test_client_maps_error_json(peer, status, payload, match):
     _, url = peer
@@ -280,6 +355,26 @@ def test_client_maps_error_json(peer, status, payload, match):
     with pytest.raises(ServerError, match=match) as e:
         MaskelClient(url).health()
     assert "\n" not in str(e.value) and e.value.status == status
+
+
+def test_another_program_on_the_port_is_named_as_such(tmp_path):
+    """Python's own file server answers GET with 404 and POST with 501: neither is 'server error 501'."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler
+
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a: None
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}"
+    try:
+        for call in (lambda c: c.health(), lambda c: c.xray(_png(np.full((4, 4), 255, np.uint8)))):
+            with pytest.raises(ServerError, match="another server answered at .*not a MaSkel server") as e:
+                call(MaskelClient(url))
+            assert e.value.code == "not_maskel" and "\n" not in str(e.value)
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 def test_client_timeout(peer):
@@ -368,3 +463,36 @@ def test_local_server_starts_real_maskel_with_token(tiny_checkpoint, tmp_path):
     assert not srv.running()
     with pytest.raises(ServerError, match="no MaSkel server"):
         MaskelClient(srv.url).health(timeout=2)
+
+
+def _mannequin_joints(data: dict) -> dict[str, list[float]]:
+    bones = {b["name"]: b for b in data["bones"]}
+    out = {}
+    for joint, ref in data["joint_map"].items():
+        bone, _, end = ref.rpartition(":")
+        out[joint] = bones[bone][end]
+    return out
+
+
+def test_skeleton_endpoint_fits_the_phantom_to_a_rig(maskel_server):
+    """POST /v1/skeleton: >= 100 closed bone meshes; a rig scaled and turned gets the same bones scaled and turned."""
+    client = MaskelClient(maskel_server, timeout=600)
+    try:
+        joints = _mannequin_joints(client.mannequin())
+    except ServerError as e:
+        pytest.skip(f"the server has no render extras here: {e}")
+    bones = {b.name: b for b in decode_bones(client.skeleton(joints))}
+    assert len(bones) >= 100 and {"humerus_left", "femur_right", "cranium", "vertebra_T7"} <= bones.keys()
+    assert bones["humerus_left"].segment == "left_upper_arm" and bones["humerus_left"].start == "left_shoulder"
+    hum = np.array(bones["humerus_left"].vertices)
+    sh, el = np.array(joints["left_shoulder"]), np.array(joints["left_elbow"])
+    t = np.clip((hum - sh) @ (el - sh) / np.dot(el - sh, el - sh), 0, 1)
+    assert np.linalg.norm(sh + t[:, None] * (el - sh) - hum, axis=1).max() < 0.05  # along the upper arm
+    turn = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    moved = {k: (1.1 * turn @ np.array(v) + [0.5, 0.0, 0.0]).tolist() for k, v in joints.items()}
+    bones2 = {b.name: b for b in decode_bones(client.skeleton(moved))}
+    for name in ("humerus_left", "cranium", "rib_right_5", "phalanx_distal_left_foot_1"):
+        expect = 1.1 * np.array(bones[name].vertices) @ turn.T + [0.5, 0.0, 0.0]
+        np.testing.assert_allclose(np.array(bones2[name].vertices), expect, atol=1e-4)
+    with pytest.raises(ServerError, match=r"422 \(bad_joints\): the rig lacks the joints .*left_hip"):
+        client.skeleton({k: v for k, v in joints.items() if k != "left_hip"})

@@ -128,3 +128,30 @@ def fit_ortho(points: Sequence[Sequence[float]], res_x: int, res_y: int, margin:
         scale = max(h, w * res_y / res_x)
     centre = ((max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2, 0.0)
     return max(scale, 1e-3), centre
+
+
+def image_aspect(width: int, height: int) -> tuple[float, float]:
+    """The extents of an Image Empty's picture for display size 1: the long side is 1 (Blender's
+    overlay_image_calc_aspect, with the image's own pixel aspect 1:1)."""
+    if width <= 0 or height <= 0:
+        raise ValueError("image size must be positive")
+    return (1.0, height / width) if width > height else (width / height, 1.0)
+
+
+def empty_fit(cam: CameraParams, depth: float, image_w: int, image_h: int) -> tuple[Vec3, Vec3]:
+    """(location, scale) in camera space of an Image Empty (display size 1, image offset -0.5, -0.5,
+    no rotation) whose picture exactly fills the frame at ``depth``."""
+    (x0, y0, z), _, (x1, y1, _), _ = frame_corners(cam, depth)
+    ax, ay = image_aspect(image_w, image_h)
+    return ((x0 + x1) / 2, (y0 + y1) / 2, z), ((x1 - x0) / ax, (y1 - y0) / ay, 1.0)
+
+
+def empty_corners(location: Sequence[float], scale: Sequence[float], image_w: int, image_h: int,
+                  size: float = 1.0, offset: Sequence[float] = (-0.5, -0.5)) -> list[Vec3]:  # fmt: skip
+    """Local corners (bottom-left, bottom-right, top-right, top-left) of the picture Blender draws for an
+    Image Empty: a quad of ``size * aspect`` whose bottom-left sits at ``offset * size * aspect``."""
+    ax, ay = image_aspect(image_w, image_h)
+    w, h = size * ax, size * ay
+    ox, oy = offset[0] * w, offset[1] * h
+    return [(location[0] + scale[0] * (ox + dx), location[1] + scale[1] * (oy + dy), location[2])
+            for dx, dy in ((0, 0), (w, 0), (w, h), (0, h))]  # fmt: skip

@@ -96,6 +96,13 @@ class MaskelClient:
             payload = {}
         if not isinstance(payload, dict):
             payload = {}
+        if not ({"error", "message"} <= payload.keys() or "detail" in payload or e.code == 401):
+            # Every MaSkel error is JSON {error, message} (FastAPI's own: {detail}); anything else is
+            # some other program listening on this port.
+            return ServerError(
+                f"another server answered at {self.url} (HTTP {e.code} {e.reason}), not a MaSkel server; "
+                "check the server URL and port in the add-on preferences", "not_maskel", e.code,
+            )  # fmt: skip
         code = str(payload.get("error") or f"http_{e.code}")
         message = payload.get("message") or payload.get("detail") or e.reason or "no details"
         if not isinstance(message, str):
@@ -118,6 +125,13 @@ class MaskelClient:
         data = self._request("GET", "/v1/mannequin")
         if data.get("format") != "maskel-mannequin/1":
             raise ServerError(f"unexpected mannequin format {data.get('format')!r}", "bad_reply")
+        return data
+
+    def skeleton(self, joints: dict[str, tuple[float, float, float]]) -> dict:
+        """POST /v1/skeleton: rest-pose joints (world) -> the phantom's bones fitted to them (maskel-skeleton/1)."""
+        data = self._request("POST", "/v1/skeleton", {"joints": {k: [float(c) for c in v] for k, v in joints.items()}})
+        if data.get("format") != "maskel-skeleton/1" or not isinstance(data.get("bones"), list):
+            raise ServerError(f"unexpected skeleton format {data.get('format')!r}", "bad_reply")
         return data
 
     def xray(self, mask_png: bytes, joints: dict | None = None, style: str = "radiograph", seed: int = 0,

@@ -21,8 +21,9 @@ from render.labels import BONE_LABELS
 REPO = Path(__file__).resolve().parents[1]
 HELDOUT = REPO / "tests" / "data" / "heldout"
 DEFAULT = REPO / "maskel" / "weights" / "default.safetensors"
-FLOORS = {"ssim_body": 0.0, "bone_dice": 0.0, "sharpness": 0.0, "ssim_body_mask_only": 0.0}
-"""Set from the shipped model's measured scores on tests/data/heldout (see the README)."""
+FLOORS = {"ssim_body": 0.77, "bone_dice": 0.77, "sharpness": 0.58, "ssim_body_mask_only": 0.70}
+"""The shipped model measured 0.806 / 0.792 / 0.615 / 0.731 on these 16 samples; its own 250-step
+checkpoint reached 0.730 / 0.747 / 0.568 and the upstream-like baseline 0.521 / 0.601 / 0.417."""
 
 
 def test_every_region_has_bones_of_the_phantom():
@@ -44,6 +45,7 @@ def _scene() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
     labels[:, 10:50, 40:46] = 2
     truth[:, 1] = (labels > 0).float() * 0.6
     truth[:, 0] += truth[:, 1] * 0.5
+    truth[:, 0, 12:48, 24:36:2] += 0.2  # ribs: fine structure that blurring erases
     lut = region_lut({1: "femur_left", 2: "humerus_left"})
     return mask, truth, labels, lut
 
@@ -61,7 +63,7 @@ def test_scores_are_perfect_for_the_truth_and_drop_where_the_prediction_is_wrong
     moved[:, 1, 10:50, 48:54] = 0.6
     s = score_batch(moved, truth, mask, styles, labels, lut)
     assert float(s["dice_legs"]) == 1.0 and float(s["dice_arms"]) < 0.5 and float(s["bone_dice"]) < 0.9
-    # a blurred copy is less sharp than the truth and scores a lower SSIM inside the body
+    # a blurred copy draws less fine structure than the truth and scores a lower SSIM in the body
     blurred = F.avg_pool2d(truth, 7, 1, 3) * mask
     b = score_batch(blurred, truth, mask, styles, labels, lut)
     assert float(b["sharpness"]) < 0.8 and float(b["ssim_body"]) < 0.95

@@ -50,7 +50,7 @@ def _joints_for(size: int) -> dict:
 
 
 def latency(pred: Predictor, size: int, repeats: int, joints: bool) -> tuple[float, float]:
-    mask = body_mask(size)
+    mask = body_mask(size, size)
     j = [_joints_for(size)] if joints else None
     pred.predict([mask], joints=j)
     times = []

@@ -72,7 +72,7 @@ def test_scores_are_perfect_for_the_truth_and_drop_where_the_prediction_is_wrong
 def test_maskel_eval_end_to_end(tiny_dataset: Path, tiny_checkpoint: Path, tmp_path: Path):
     out = tmp_path / "ev"
     proc = subprocess.run(
-        [sys.executable, "-m", "maskel.cli", "eval", "--checkpoint", str(tiny_checkpoint), "--name", "tiny",
+        [sys.executable, "-m", "maskel", "eval", "--checkpoint", str(tiny_checkpoint), "--name", "tiny",
          "--data", str(tiny_dataset), "--out", str(out), "--limit", "6"],
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )  # fmt: skip

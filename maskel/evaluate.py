@@ -64,7 +64,7 @@ REGIONS = tuple(REGION_PATTERNS)
 
 def region_of(name: str) -> str | None:
     """The evaluation region of a bone label name (None for organs and unknown names)."""
-    for region in REGIONS:  # order matters: "carpal" before nothing else matches hands
+    for region in REGIONS:  # the first matching region wins
         if re.search(REGION_PATTERNS[region], name):
             return region
     return None

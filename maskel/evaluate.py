@@ -172,15 +172,11 @@ def evaluate_predictor(predictor: Any, samples: list[dict[str, Any]], styles: li
     generated images, for the review sheet)."""
     rows, shown = [], []
     for s in tqdm(samples, desc=f"eval {'with' if joints else 'without'} joints", unit="img", leave=False, disable=None):
-        pj = [s["joints"]] if joints and s["joints"] is not None else None
-        want_labels = predictor.has_labels and s["labels"] is not None
-        gen = []
-        label_map = None
-        for style in styles:
-            p = predictor.predict([s["mask"]], joints=pj, style=style, labels=want_labels and label_map is None)[0]
-            gen.append(p.xray)
-            label_map = p.labels if label_map is None else label_map
-        pred = torch.from_numpy(np.stack(gen))[None]
+        n = len(styles)  # one call: the mask once per style, batched
+        pj = [s["joints"]] * n if joints and s["joints"] is not None else None
+        out = predictor.predict([s["mask"]] * n, joints=pj, style=styles, labels=predictor.has_labels and s["labels"] is not None)
+        label_map = out[0].labels
+        pred = torch.from_numpy(np.stack([p.xray for p in out]))[None]
         truth = torch.from_numpy(s["xray"].astype(np.float32))[None]
         m = torch.from_numpy(s["mask"])[None, None]
         lab = torch.from_numpy(s["labels"].astype(np.int64))[None] if s["labels"] is not None else None

@@ -84,8 +84,11 @@ def refuse_pickle(weights: Path) -> None:
             f"{weights}: refusing a pickled torch file ({weights.suffix}); MaSkel loads only .safetensors + .json checkpoints"
         )
     with open(weights, "rb") as f:
-        head = f.read(4)
-    if head[:1] == b"\x80" or head == b"PK\x03\x04":
+        head = f.read(9)
+    # safetensors: a little-endian u64 header length, then the JSON header; its first byte can be
+    # 0x80 (a 9,600-byte header), so the pickle magic only counts where the JSON does not follow
+    is_safetensors = len(head) == 9 and head[8:9] == b"{"
+    if not is_safetensors and (head[:1] == b"\x80" or head[:4] == b"PK\x03\x04"):
         raise MaskelError(f"{weights}: this is a pickle/zip torch file, not safetensors; refusing to unpickle it")
     if weights.suffix != ".safetensors":
         raise MaskelError(f"{weights}: a checkpoint must be a .safetensors file (with its .json metadata)")

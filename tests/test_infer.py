@@ -103,6 +103,22 @@ def test_refuses_pickled_checkpoints(tmp_path: Path) -> None:
         Predictor(disguised)
 
 
+def test_a_safetensors_header_of_9600_bytes_is_not_taken_for_a_pickle(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from maskel.infer import refuse_pickle
+
+    for pad in range(0, 400):  # metadata length picks the header size, whose low byte is the file's first
+        path = tmp_path / "w.safetensors"
+        save_file({"w": torch.zeros(2)}, path, metadata={"pad": "x" * pad})
+        if path.read_bytes()[0] == 0x80:
+            break
+    else:
+        pytest.fail("no header size with a 0x80 low byte in range")
+    refuse_pickle(path)  # must not raise
+    assert load_file(path)["w"].shape == (2,)
+
+
 def test_refuses_a_stage1_or_unknown_checkpoint(tiny_checkpoint: Path, tmp_path: Path) -> None:
     from safetensors.torch import save_file
 

@@ -183,8 +183,16 @@ def evaluate_predictor(predictor: Any, samples: list[dict[str, Any]], styles: li
         pl = torch.from_numpy(label_map.astype(np.int64))[None] if label_map is not None else None
         r = score_batch(pred, truth, m, styles, lab, lut, pl)
         rows.append(r)
-        shown.append({"mask": s["mask"], "pred": pred[0].numpy(), "truth": s["xray"], "ssim_body": float(r["ssim_body"][0])})
+        shown.append({"mask": s["mask"], "pred": pred[0].numpy(), "truth": s["xray"], "ssim_body": float(r["ssim_body"][0]), "metrics": r})
     return mean_metrics(rows), shown
+
+
+def split_by_hold_out(refs: list[Any], shown: list[dict[str, Any]], hold_out: Any) -> dict[str, dict[str, float]]:
+    """Means over the held-out set's samples a model saw the like of in training ("seen") and
+    over those its training held out ("held out"), for a generalisation figure."""
+    held = [hold_out.holds(r) for r in refs]
+    parts = {"seen": [s["metrics"] for s, h in zip(shown, held, strict=True) if not h], "held out": [s["metrics"] for s, h in zip(shown, held, strict=True) if h]}
+    return {k: {"samples": float(len(v)), **mean_metrics(v)} for k, v in parts.items() if v}
 
 
 def _crop_box(mask: np.ndarray, pad: int = 4) -> tuple[int, int, int, int]:
@@ -227,6 +235,7 @@ def _safe_name(name: str) -> str:
 
 
 def run_eval(checkpoints: Sequence[str], data: str, out: Path, limit: int | None, names: Sequence[str] | None = None) -> list[tuple[str, dict[str, float]]]:
+    from maskel.data.datasets import HoldOut
     from maskel.infer import Predictor
 
     refs, styles, label_names = read_heldout(data, limit)
@@ -242,11 +251,18 @@ def run_eval(checkpoints: Sequence[str], data: str, out: Path, limit: int | None
             raise MaskelError(f"{ckpt}: the model does not draw {', '.join(missing)}, which the held-out set has")
         name = names[k] if names and k < len(names) else pred.name
         entry: dict[str, Any] = {"checkpoint": str(ckpt), "resolution": pred.resolution}
+        hold_out = HoldOut.from_config(pred.meta["config"].get("data", {}).get("hold_out"))
+        if hold_out:
+            entry["hold_out"] = hold_out.to_config()
         for joints in (True, False) if pred.pose_channel else (False,):
             means, shown = evaluate_predictor(pred, samples, styles, lut, joints)
             label = f"{name} ({'joints' if joints else 'mask only'})"
             table.append((label, means))
             entry["with_joints" if joints else "mask_only"] = means
+            if hold_out:
+                parts = split_by_hold_out(refs, shown, hold_out)
+                table += [(f"{label[:-1]}, {part}: {int(m['samples'])})", m) for part, m in parts.items()]
+                entry[("with_joints" if joints else "mask_only") + "_by_hold_out"] = parts
             if joints or not pred.pose_channel:
                 sheet = review_sheet(shown, styles, label)
                 atomic_write_bytes(out / f"review-{_safe_name(name)}.png", encode_u8(sheet))

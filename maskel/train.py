@@ -42,7 +42,7 @@ from maskel.atomic import atomic_write_bytes
 from maskel.checkpoint import checkpoint_paths, make_meta, save_checkpoint, save_state
 from maskel.checkpoint import load_state as load_train_state
 from maskel.data.augment import AugmentConfig
-from maskel.data.datasets import PairedData, TrainView, load_paired_many, split_indices
+from maskel.data.datasets import HoldOut, PairedData, TrainView, load_paired_many, split_indices
 from maskel.evaluate import mean_metrics, score_batch
 from maskel.imageio import save_u8
 from maskel.models import build_generator, build_mae, load_mae
@@ -456,7 +456,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     ap.add_argument("--seed", type=int, help="override the preset's seed")
     ap.add_argument("--compile", action="store_true", help="torch.compile the trained model")
+    ap.add_argument("--hold-out-poses", metavar="KINDS", help="comma-separated pose kinds kept out of training (a generalisation run)")
+    ap.add_argument("--hold-out-yaw", metavar="LO:HI", help="camera yaw range in degrees kept out of training, e.g. 150:210")
     return ap.parse_args(argv)
+
+
+def hold_out_from_args(args: argparse.Namespace, cfg: dict[str, Any]) -> HoldOut:
+    """The config's [data] hold_out, replaced by the command line's when given."""
+    hold = HoldOut.from_config(cfg["data"].get("hold_out"))
+    kinds, yaw = hold.pose_kinds, hold.yaw_deg
+    if args.hold_out_poses is not None:
+        kinds = tuple(k.strip() for k in args.hold_out_poses.split(",") if k.strip())
+    if args.hold_out_yaw is not None:
+        try:
+            lo, hi = (float(v) for v in args.hold_out_yaw.split(":"))
+        except ValueError:
+            raise MaskelError(f"--hold-out-yaw must be LO:HI in degrees, not {args.hold_out_yaw!r}") from None
+        yaw = (lo, hi)
+    return HoldOut(kinds, yaw)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -479,8 +496,11 @@ def main(argv: list[str] | None = None) -> int:
         args.stage1_model = None
         if args.stage == "stage2" and args.stage1:
             args.stage1_model, stage1_meta = load_mae(args.stage1, resolution=int(cfg["resolution"]))
+        hold_out = hold_out_from_args(args, cfg)
+        if hold_out:
+            cfg["data"] = {**cfg["data"], "hold_out": hold_out.to_config()}
         rt = setup_runtime(args.device)
-        data = load_paired_many(args.data, int(cfg["resolution"]), progress=rt.main)
+        data = load_paired_many(args.data, int(cfg["resolution"]), progress=rt.main, hold_out=hold_out)
         cfg = resolve_config(cfg, data, args.stage, stage1_meta)
         trainer = Trainer(args.stage, cfg, data, args, rt)
         if args.resume:

@@ -39,6 +39,50 @@ class SampleRef:
     xrays: dict[str, Path]
     labels: Path | None = None
     joints: Path | None = None
+    pose_kind: str | None = None  # the sampler's pose family (manifest layout only)
+    yaw_deg: float | None = None  # the camera's yaw around the body (manifest layout only)
+
+
+@dataclass(frozen=True)
+class HoldOut:
+    """Samples kept out of training so a generalisation figure can be measured on them: whole pose
+    families, and a camera yaw range in degrees (``lo <= yaw < hi`` modulo 360, so 330..30 wraps).
+
+    Mirror augmentation maps yaw to 360 - yaw, so a range symmetric about 0 or 180 stays unseen.
+    Recorded in the checkpoint's config ([data] hold_out), where ``maskel eval`` finds it."""
+
+    pose_kinds: tuple[str, ...] = ()
+    yaw_deg: tuple[float, float] | None = None
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any] | None) -> HoldOut:
+        cfg = cfg or {}
+        yaw = cfg.get("yaw_deg")
+        try:
+            return cls(tuple(str(k) for k in cfg.get("pose_kinds", ())), None if yaw is None else (float(yaw[0]), float(yaw[1])))
+        except (TypeError, ValueError, IndexError):
+            raise MaskelError(f"[data] hold_out must be {{pose_kinds = [names], yaw_deg = [lo, hi]}}, not {cfg!r}") from None
+
+    def to_config(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"pose_kinds": list(self.pose_kinds)}
+        if self.yaw_deg is not None:
+            out["yaw_deg"] = list(self.yaw_deg)
+        return out
+
+    def __bool__(self) -> bool:
+        return bool(self.pose_kinds) or self.yaw_deg is not None
+
+    def holds(self, ref: SampleRef) -> bool:
+        """Whether ``ref`` is one of the held-out samples."""
+        if ref.pose_kind in self.pose_kinds:
+            return True
+        if self.yaw_deg is None or ref.yaw_deg is None:
+            return False
+        if self.yaw_deg[1] - self.yaw_deg[0] >= 360.0:
+            return True
+        lo, hi = (v % 360.0 for v in self.yaw_deg)
+        yaw = ref.yaw_deg % 360.0
+        return lo <= yaw < hi if lo <= hi else yaw >= lo or yaw < hi
 
 
 @dataclass
@@ -91,6 +135,8 @@ def _manifest_refs(root: Path) -> tuple[list[SampleRef], list[str], dict[int, st
                 xrays={s: root / files[s] for s in rec_styles},
                 labels=root / files["labels"] if files.get("labels") else None,
                 joints=root / files["joints"] if files.get("joints") else None,
+                pose_kind=(rec.get("pose") or {}).get("kind"),
+                yaw_deg=(rec.get("camera") or {}).get("yaw_deg"),
             )
         )
     if not styles:
@@ -161,21 +207,27 @@ def frame_sample(ref: SampleRef, styles: list[str], resolution: int) -> FramedSa
     )
 
 
-def load_paired(root: str | os.PathLike, resolution: int, progress: bool = True) -> PairedData:
-    """Read and frame a whole dataset (either layout) into memory."""
+def load_paired(root: str | os.PathLike, resolution: int, progress: bool = True, hold_out: HoldOut | None = None) -> PairedData:
+    """Read and frame a whole dataset (either layout) into memory, without the ``hold_out`` samples."""
     layout, refs, styles, names = find_refs(root)
+    if hold_out:
+        if any(r.pose_kind is None or r.yaw_deg is None for r in refs):
+            raise MaskelError(f"{root}: holding samples out needs each sample's pose kind and camera yaw (a render.dataset manifest)")
+        refs = [r for r in refs if not hold_out.holds(r)]
+        if not refs:
+            raise MaskelError(f"{root}: the hold-out {hold_out.to_config()} leaves no sample to train on")
     data = PairedData(root=Path(root), layout=layout, styles=styles, label_names=names)
     for ref in tqdm(refs, desc="framing samples", unit="sample", disable=None if progress else True, leave=False):
         data.samples.append(frame_sample(ref, styles, resolution))
     return data
 
 
-def load_paired_many(roots: list[str | os.PathLike], resolution: int, progress: bool = True) -> PairedData:
+def load_paired_many(roots: list[str | os.PathLike], resolution: int, progress: bool = True, hold_out: HoldOut | None = None) -> PairedData:
     """Several datasets of the same styles and labels read as one; sample ids get their folder's
     name as a prefix so they stay unique (and the validation split stays a function of the id)."""
     if len(roots) == 1:
-        return load_paired(roots[0], resolution, progress)
-    parts = [load_paired(r, resolution, progress) for r in roots]
+        return load_paired(roots[0], resolution, progress, hold_out)
+    parts = [load_paired(r, resolution, progress, hold_out) for r in roots]
     first = parts[0]
     for root, part in zip(roots[1:], parts[1:], strict=True):
         if part.styles != first.styles or part.label_names != first.label_names:

@@ -18,15 +18,7 @@ python -m render.dataset --n 4000 --size 256 --out "$OUT/data-a" --seed 7301 --w
 python -m render.dataset --n 4000 --size 256 --out "$OUT/data-b" --seed 7302 --workers 2
 python -m render.dataset --n 240 --size 256 --out "$OUT/heldout" --seed 9090 --workers 2
 
-train() {  # train DIR ARGS...: start, or resume when DIR has a training state
-  local dir=$1
-  shift
-  if [ -f "$dir/state.json" ]; then
-    python -m maskel.train "$@" --out "$dir" --resume
-  else
-    python -m maskel.train "$@" --out "$dir"
-  fi
-}
+source "$(dirname "$0")/resumable_train.sh"
 
 train "$OUT/s1" stage1 --config cpu-256 --data "$OUT/data-a"
 train "$OUT/s2" stage2 --config cpu-256 --data "$OUT/data-a" "$OUT/data-b" --stage1 "$OUT/s1/best.safetensors"

@@ -456,9 +456,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     ap.add_argument("--seed", type=int, help="override the preset's seed")
     ap.add_argument("--compile", action="store_true", help="torch.compile the trained model")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="override one config value (a TOML value), e.g. --set generator.radiograph_from_dxa=true; repeatable")
     ap.add_argument("--hold-out-poses", metavar="KINDS", help="comma-separated pose kinds kept out of training (a generalisation run)")
     ap.add_argument("--hold-out-yaw", metavar="LO:HI", help="camera yaw range in degrees kept out of training, e.g. 150:210")
     return ap.parse_args(argv)
+
+
+def apply_overrides(cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``SECTION.KEY=VALUE`` settings (VALUE in TOML syntax, a bare word taken as a string) applied
+    to a copy of the config; the section must exist, the key may be new."""
+    cfg = {k: dict(v) if isinstance(v, dict) else v for k, v in cfg.items()}
+    for item in overrides:
+        path, sep, raw = item.partition("=")
+        keys = path.strip().split(".")
+        if not sep or not all(keys):
+            raise MaskelError(f"--set takes SECTION.KEY=VALUE, not {item!r}")
+        try:
+            value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+        node: Any = cfg
+        for k in keys[:-1]:
+            if not isinstance(node.get(k), dict):
+                raise MaskelError(f"--set {item}: the config has no [{'.'.join(keys[:-1])}] section")
+            node[k] = dict(node[k])
+            node = node[k]
+        node[keys[-1]] = value
+    return cfg
 
 
 def hold_out_from_args(args: argparse.Namespace, cfg: dict[str, Any]) -> HoldOut:
@@ -480,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     rt = None
     try:
-        cfg = load_config(args.config)
+        cfg = apply_overrides(load_config(args.config), args.set)
         if args.steps is not None:
             cfg[args.stage]["steps"] = args.steps
         if args.batch_size is not None:

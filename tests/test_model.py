@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from maskel import MaskelError
 from maskel.checkpoint import load_checkpoint, load_state, make_meta, save_checkpoint, save_state
@@ -337,3 +338,25 @@ def test_pose_dropout_removes_the_joints():
     assert augment_sample(rng, AugmentConfig(flip=0, scale=0, shift=0, rotate_deg=0, pose_dropout=1.0), *args)[3] is None
     kept = augment_sample(rng, AugmentConfig(flip=0, scale=0, shift=0, rotate_deg=0, pose_dropout=0.0), *args)[3]
     assert np.array_equal(kept, joints)
+
+
+def test_radiograph_from_dxa_composes_bone_into_the_radiograph(tmp_path: Path):
+    cfg = tiny_cfg()
+    cfg["generator"] = {**cfg["generator"], "radiograph_from_dxa": True}
+    gen = build_generator(cfg, training=True)
+    plain = build_generator(tiny_cfg(), training=True)
+    plain.load_state_dict({k: v for k, v in gen.state_dict().items() if k != "bone_beta"})
+    batch = tiny_batch(cfg)
+    out, ref = gen(batch["mask"], batch["pose"])["xray"], plain(batch["mask"], batch["pose"])["xray"]
+    r0, d = ref[:, 0], ref[:, 1]
+    assert torch.allclose(out[:, 1], d)  # DXA unchanged
+    assert torch.allclose(out[:, 0], 1 - (1 - r0) * torch.exp(-gen.bone_beta * d), atol=1e-6)
+    assert bool((out[:, 0] >= r0 - 1e-6).all()) and float((out[:, 0] * (1 - F.max_pool2d(batch["mask"], 3, 1, 1))[:, 0]).abs().max()) == 0.0
+    out[:, 0].sum().backward()
+    assert gen.bone_beta.grad is not None and float(gen.bone_beta.grad) > 0  # bone raises the radiograph
+    save_checkpoint(tmp_path / "g", gen.state_dict(), make_meta("stage2", cfg, 1, {}, {"samples": 0}))
+    loaded, _ = load_generator(tmp_path / "g.safetensors")
+    with torch.no_grad():
+        assert torch.allclose(loaded(batch["mask"], batch["pose"])["xray"], gen.eval()(batch["mask"], batch["pose"])["xray"], atol=1e-6)
+    with pytest.raises(ValueError, match="both the radiograph and dxa"):
+        build_generator({**tiny_cfg(styles=("dxa",)), "generator": cfg["generator"]})

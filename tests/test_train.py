@@ -194,3 +194,20 @@ def test_ctrl_c_saves_state_and_exits_cleanly(work: dict[str, Path]):
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted at step ")
     step = json.loads((out / "state.json").read_text())["extra"]["step"]
     assert step >= 2 and json.loads((out / "last.json").read_text())["step"] == step
+
+
+def test_set_overrides_a_config_value_and_is_recorded(tmp_path: Path):
+    data = write_upstream_dataset(tmp_path / "up", n=10, size=40)
+    args = ["--data", str(data), "--steps", "2", "--set", "stage1.lr=3e-4", "--set", "data.augment.flip=0.0"]
+    assert main(["stage1", *args, "--out", str(tmp_path / "s1")]) == 0
+    meta = json.loads((tmp_path / "s1" / "last.json").read_text())
+    assert meta["config"]["stage1"]["lr"] == 3e-4 and meta["config"]["data"]["augment"]["flip"] == 0.0
+    assert load_config("tiny")["data"]["augment"]["flip"] != 0.0  # the preset itself is untouched
+
+
+@pytest.mark.parametrize("bad", ["nosection", "nosuch.key=1", "stage1.lr"])
+def test_a_bad_set_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: str):
+    data = write_upstream_dataset(tmp_path / "up", n=4, size=40)
+    assert main(["stage1", "--data", str(data), "--out", str(tmp_path / "s1"), "--set", bad]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --set") and "\n" not in err

@@ -9,6 +9,12 @@ exact outline. Output in [0, 1] per style, multiplied by the mask dilated by one
 black; this also keeps training from collapsing to an all-black image). An optional bone-label
 head (logits) runs only when labels are asked for.
 
+With ``radiograph_from_dxa`` the radiograph is composed the way the phantom's DRR makes it: the
+decoder's radiograph channel becomes the soft-tissue image ``r0`` and the bone comes from the
+drawn DXA ``d`` (areal bone mineral) through Beer-Lambert, ``R = 1 - (1 - r0) exp(-beta d)``
+with one learned ``beta`` (about RADIOGRAPH_GAIN x 1.1 cm2/g x DXA full scale = 0.4 for the
+phantom), so the radiograph's bones are exactly as sharp as the DXA style's and the two agree.
+
 With ``quantize = false`` and ``skips = true`` and no stage 1 this is a plain U-Net (the pix2pix
 baseline); with ``skips = false``, no residual blocks and 64² it behaves like the published
 MaSkel code (the other baseline). Fully convolutional: trains on crops, runs on any frame whose
@@ -29,6 +35,7 @@ from maskel.models.mae import XrayMAE, latent_shape, mae_kwargs
 from maskel.models.vq import build_quantizer
 
 LIMB_CHANNELS = len(LIMBS)
+BONE_BETA_INIT = 0.4
 
 
 class MaskelGenerator(nn.Module):
@@ -45,9 +52,15 @@ class MaskelGenerator(nn.Module):
         res_blocks: int = 1,
         context_blocks: int = 4,
         skips: bool = True,
+        radiograph_from_dxa: bool = False,
     ):
         super().__init__()
         self.styles, self.pose_channel = list(styles), pose_channel
+        self.bone_beta = None
+        if radiograph_from_dxa:
+            if not {"radiograph", "dxa"} <= set(styles):
+                raise ValueError(f"radiograph_from_dxa needs both the radiograph and dxa styles, not {styles}")
+            self.bone_beta = nn.Parameter(torch.tensor(BONE_BETA_INIT))
         self.patch = 2 ** (len(channels) - 1)
         self.in_channels = 1 + (LIMB_CHANNELS if pose_channel else 0)
         self.encoder = ConvEncoder(self.in_channels, channels, latent_dim, res_blocks, context_blocks)
@@ -80,7 +93,12 @@ class MaskelGenerator(nn.Module):
     def forward_decoder(self, q: torch.Tensor, skips: list[torch.Tensor], mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (X-ray gated by the 1-px dilated mask, final features)."""
         xray, features = self.decoder(q, skips)
-        return xray * F.max_pool2d(mask, 3, stride=1, padding=1), features
+        xray = xray * F.max_pool2d(mask, 3, stride=1, padding=1)
+        if self.bone_beta is not None:
+            r, d = self.styles.index("radiograph"), self.styles.index("dxa")
+            radiograph = 1.0 - (1.0 - xray[:, r]) * torch.exp(-self.bone_beta * xray[:, d])
+            xray = torch.cat([radiograph[:, None] if k == r else xray[:, k : k + 1] for k in range(xray.shape[1])], dim=1)
+        return xray, features
 
     def forward(self, mask: torch.Tensor, limbs: torch.Tensor | None = None, labels: bool = False, internals: bool = False) -> dict[str, Any]:
         cond = self.condition(mask, limbs)
@@ -119,4 +137,5 @@ def build_generator(config: dict[str, Any], training: bool = False) -> MaskelGen
         res_blocks=arch["res_blocks"],
         context_blocks=int(g.get("context_blocks", 4)),
         skips=bool(g.get("skips", True)),
+        radiograph_from_dxa=bool(g.get("radiograph_from_dxa", False)),
     )

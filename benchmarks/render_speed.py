@@ -3,7 +3,7 @@
     python -m benchmarks.render_speed [--samples 16] [--repeats 3] [--sizes 256 512] [--workers 1 2]
                                       [--physics clean realistic] [--fat off]
 
-Each cell renders `--samples` fresh samples (through render.dataset's own worker function) on a
+Each cell renders `--samples` samples of fresh bodies (no skeleton cached from another cell; through render.dataset's own worker function) on a
 pool that was already warmed on a throw-away dataset, so worker start-up, imports and the anny
 build are excluded: the rate is the marginal one. It reports the median samples/s over the
 repeats, the CPU seconds a sample costs inside a worker (all stages, process time), and what
@@ -57,9 +57,9 @@ def main() -> None:
         try:
             run(pool, 64, max(w, 2) * BODY_GROUP, 999, Physics().to_json(), fat)  # warm-up: imports, anny, EGL
             for size in a.sizes:
-                for mode in a.physics:
+                for k, mode in enumerate(a.physics):
                     physics = Physics().to_json() if mode == "realistic" else None
-                    cells = [run(pool, size, a.samples, size * 1000 + r, physics, fat) for r in range(a.repeats)]
+                    cells = [run(pool, size, a.samples, size * 1000 + 100 * k + r, physics, fat) for r in range(a.repeats)]
                     sps = statistics.median(c[0] for c in cells)
                     cpu = statistics.median(c[1] for c in cells)
                     split = {k: statistics.mean(c[2][k] for c in cells) for k in STAGES}

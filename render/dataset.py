@@ -57,7 +57,8 @@ PHANTOM_VERSION = 3  # 2: myo-sim skeleton; 3: + optional subcutaneous fat layer
 DEFAULT_FAT = True  # a modest change (about 1 % of the radiograph's grey level on average)
 PHYSICS_FLAGS = (("--kvp", "kvp"), ("--filtration-mm-al", "filtration_mm_al"), ("--spr", "spr_water_20cm"),
                  ("--scatter-sigma-cm", "scatter_sigma_cm"), ("--dose-ugy", "dose_ugy"), ("--blur-mm", "blur_mm"),
-                 ("--window-percentile", "window_percentile"), ("--enhance", "enhance"))
+                 ("--window-percentile", "window_percentile"), ("--enhance", "enhance"),
+                 ("--compress", "compress"))
 _PART_RE = re.compile(r"manifest\.shard-(\d{5})-of-(\d{5})\.jsonl$")
 
 

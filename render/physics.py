@@ -28,10 +28,11 @@ Display: the log image (line integral -ln T, as a detector's raw data are log-co
 windowed per image, as digital radiography systems range each exposure by its histogram and
 DeepDRR normalises its log images, after the large-scale contrast equalisation that digital
 radiography systems apply (unsharp masking of the log image, as in multi-scale processing such
-as MUSICA; image processing, not physics): line' = line + enhance * (line - G(line)), G a
-Gaussian mean over the body of EQUALISE_SIGMA_CM, then radiograph = clip(line' / line_ref, 0,
-1) ** DISPLAY_GAMMA with line_ref the `window_percentile` of line' over the body. Without it
-(enhance 0, gamma 1) the trunk's thickness takes most of the grey range and bones stay faint. With `window_percentile` 0
+as MUSICA; image processing, not physics): line' = (1 - compress) * G(line) + (1 + enhance) *
+(line - G(line)), G a Gaussian mean over the body of EQUALISE_SIGMA_CM (the large-scale
+thickness is compressed, the detail - bone edges - enhanced), then radiograph = clip(line' /
+line_ref, 0, 1) ** DISPLAY_GAMMA with line_ref the `window_percentile` of line' over the body. Without it
+(compress 0, enhance 0, gamma 1) the trunk's thickness takes most of the grey range and bones stay faint. With `window_percentile` 0
 the clean style's fixed grey scale is used instead (1 - T ** RADIOGRAPH_GAIN, i.e.
 1 - exp(-gain * line)), comparable pixel for pixel with the clean image but flat: at 80 kVp
 bone/soft-tissue contrast is about half of the clean style's 40 keV, and scatter lowers it further.
@@ -57,8 +58,8 @@ from maskel import MaskelError
 from render.attenuation import MATERIALS, RADIOGRAPH_GAIN, mu_at
 
 PHYSICS_MODES = ("clean", "realistic")
-DISPLAY_GAMMA = 1.4  # > 1 darkens soft tissue against bone, as a radiograph's display curve does
-EQUALISE_SIGMA_CM = 3.0
+DISPLAY_GAMMA = 1.2  # > 1 darkens soft tissue against bone, as a radiograph's display curve does
+EQUALISE_SIGMA_CM = 4.0
 KEV_TO_UGY = 1.602177e-5  # photons/mm2 x keV x cm2/g (mu_en/rho) -> uGy of air kerma
 # air, mu_en/rho (cm2/g) at render.attenuation.ENERGIES_KEV: NIST (Hubbell & Seltzer) Table 4
 AIR_MU_EN_CM2_G = (4.742, 1.334, 0.5389, 0.1537, 0.06833, 0.04098, 0.03041, 0.02407, 0.02325, 0.02496)
@@ -76,13 +77,15 @@ class Physics:
     dose_ugy: float = 50.0
     blur_mm: float = 0.3
     window_percentile: float = 99.5
-    enhance: float = 1.2
+    enhance: float = 1.5
+    compress: float = 0.6
 
     def __post_init__(self) -> None:
         kv = sorted(int(k) for k in _table()["fluence"])
         checks = (("kvp", kv[0], kv[-1]), ("filtration_mm_al", 0.0, 30.0), ("spr_water_20cm", 0.0, 10.0),
                   ("scatter_sigma_cm", 0.1, 50.0), ("dose_ugy", 1e-4, 1e5), ("blur_mm", 0.0, 10.0),
-                  ("window_percentile", 0.0, 100.0), ("enhance", 0.0, 5.0))  # fmt: skip
+                  ("window_percentile", 0.0, 100.0), ("enhance", 0.0, 5.0),
+                  ("compress", 0.0, 0.9))  # fmt: skip
         for name, lo, hi in checks:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
@@ -189,10 +192,11 @@ def realistic_radiograph(material_cm: np.ndarray, pixel_mm: float, physics: Phys
         return (1.0 - signal**RADIOGRAPH_GAIN).astype(np.float32)
     line = -np.log(signal)
     inside = material_cm.any(axis=0)
-    if physics.enhance > 0 and inside.any():
+    if (physics.enhance > 0 or physics.compress > 0) and inside.any():
         s = EQUALISE_SIGMA_CM * 10.0 / pixel_mm
         local = gaussian_filter(np.where(inside, line, 0.0), s) / np.maximum(gaussian_filter(inside * 1.0, s), 1e-6)
-        line = np.where(inside, np.maximum(line + physics.enhance * (line - local), 0.0), line)
+        out = (1.0 - physics.compress) * local + (1.0 + physics.enhance) * (line - local)
+        line = np.where(inside, np.maximum(out, 0.0), line)
     ref = float(np.percentile(line[inside], physics.window_percentile)) if inside.any() else 1.0
     return (np.clip(line / max(ref, 1e-6), 0.0, 1.0) ** DISPLAY_GAMMA).astype(np.float32)
 

@@ -25,7 +25,7 @@ from render.physics import (  # noqa: E402
 )
 
 SOFT, CORT = MATERIALS.index("soft_tissue"), MATERIALS.index("cortical")
-RAW = {"spr_water_20cm": 0.0, "blur_mm": 0.0, "window_percentile": 0.0, "enhance": 0.0}  # physics only
+RAW = {"spr_water_20cm": 0.0, "blur_mm": 0.0, "window_percentile": 0.0, "enhance": 0.0, "compress": 0.0}  # physics only
 
 
 def slab(cm: float, size: int = 64, material: int = SOFT) -> np.ndarray:

@@ -1,7 +1,15 @@
 """Paired training data: posed phantom -> mask, radiograph, DXA, bone labels, joints, pose map.
 
     python -m render.dataset --n N --size S --out DIR --seed K [--shard i/n] [--workers W]
+                             [--physics clean|realistic [--kvp 80 --filtration-mm-al 2.5 ...]]
+                             [--fat on|off]
     python -m render.dataset merge DIR [--partial]
+
+--physics: "clean" (default) is the monochromatic, noise-free radiograph the shipped model is
+trained on; "realistic" adds a polychromatic spectrum, beam hardening, scatter, detector blur and
+quantum noise at a stated dose (render/physics.py). The DXA style is bone-mineral areal density
+either way. --fat: the subcutaneous fat layer (render/fat.py). Both, and the phantom's version,
+are recorded in dataset.json; a rerun with other settings is refused.
 
 Sample `index` of a dataset with seed K draws its camera from numpy's RNG seeded with
 (K, index), its pose from one seeded with (K, index // VIEWS_PER_POSE) and its body shape from
@@ -38,12 +46,19 @@ from maskel.data.manifest import FILE_KEYS, LABELS, append_record, load_part, me
 from maskel.data.posemap import render_pose_map
 from maskel.imageio import save_gray, save_mask, save_u8
 from render.drr import DrrScene
+from render.physics import Physics, parse_physics, pixel_mm_at, realistic_radiograph
 
 STYLES = ["radiograph", "dxa"]
 META = "dataset.json"
 MAX_SIZE = 2048
 BODY_GROUP = 4
 VIEWS_PER_POSE = 2  # divides BODY_GROUP
+PHANTOM_VERSION = 3  # 2: myo-sim skeleton; 3: + optional subcutaneous fat layer (off = same output as 2)
+DEFAULT_FAT = True  # a modest change (about 1 % of the radiograph's grey level on average)
+PHYSICS_FLAGS = (("--kvp", "kvp"), ("--filtration-mm-al", "filtration_mm_al"), ("--spr", "spr_water_20cm"),
+                 ("--scatter-sigma-cm", "scatter_sigma_cm"), ("--dose-ugy", "dose_ugy"), ("--blur-mm", "blur_mm"),
+                 ("--window-percentile", "window_percentile"), ("--enhance", "enhance"),
+                 ("--compress", "compress"))
 _PART_RE = re.compile(r"manifest\.shard-(\d{5})-of-(\d{5})\.jsonl$")
 
 
@@ -67,6 +82,11 @@ def sample_rng(seed: int, index: int) -> np.random.Generator:
 def pose_rng(seed: int, index: int) -> np.random.Generator:
     """The RNG of the pose shared by samples index // VIEWS_PER_POSE (a separate stream)."""
     return np.random.default_rng([int(seed), int(index) // VIEWS_PER_POSE, 0x9053])
+
+
+def noise_rng(seed: int, index: int) -> np.random.Generator:
+    """The RNG of one sample's quantum noise (realistic physics): a separate stream."""
+    return np.random.default_rng([int(seed), int(index), 0x7015E])
 
 
 def body_rng(seed: int, index: int) -> np.random.Generator:
@@ -121,10 +141,10 @@ class PosedScene:
     scene: DrrScene
 
 
-_POSED: dict[tuple[int, int], PosedScene] = {}  # the last pose group only
+_POSED: dict[tuple[int, int, bool], PosedScene] = {}  # the last pose group only
 
 
-def posed_scene(seed: int, index: int, times: dict[str, float]) -> PosedScene:
+def posed_scene(seed: int, index: int, times: dict[str, float], fat: bool = DEFAULT_FAT) -> PosedScene:
     """The body, pose, phantom and ray-casting scene of sample `index`, shared by the
     VIEWS_PER_POSE samples of its pose group (a worker gets a group's samples in a row). Adds
     the build's "pose" and "phantom" seconds to `times` when it was not cached."""
@@ -132,7 +152,7 @@ def posed_scene(seed: int, index: int, times: dict[str, float]) -> PosedScene:
     from render.phantom import build_phantom
     from render.pose import sample_pose
 
-    key = (int(seed), int(index) // VIEWS_PER_POSE)
+    key = (int(seed), int(index) // VIEWS_PER_POSE, bool(fat))
     if key not in _POSED:
         _POSED.clear()
         t0 = time.perf_counter()
@@ -140,25 +160,32 @@ def posed_scene(seed: int, index: int, times: dict[str, float]) -> PosedScene:
         pose = sample_pose(pose_rng(seed, index))
         body = get_body_model().pose(phenotype, pose)
         t1 = time.perf_counter()
-        phantom = build_phantom(body)
-        _POSED[key] = PosedScene(phenotype, pose, phantom, DrrScene(phantom.skin, phantom.parts))
+        phantom = build_phantom(body, fat=fat)
+        _POSED[key] = PosedScene(phenotype, pose, phantom, phantom.drr_scene())
         times.update(pose=t1 - t0, phantom=time.perf_counter() - t1)
     return _POSED[key]
 
 
-def generate_sample(index: int, seed: int, size: int) -> RenderedSample:
-    """Render sample `index` of the dataset with `seed` at size x size pixels (deterministic)."""
+def generate_sample(index: int, seed: int, size: int, physics: Physics | None = None,
+                    fat: bool = DEFAULT_FAT) -> RenderedSample:  # fmt: skip
+    """Render sample `index` of the dataset with `seed` at size x size pixels (deterministic);
+    `physics` None = the clean radiograph, else the realistic one (render/physics.py); `fat`:
+    the subcutaneous fat layer."""
     from render.camera import sample_camera
     from render.silhouette import render_mask
 
     times = {"pose": 0.0, "phantom": 0.0}
-    posed = posed_scene(seed, index, times)
+    posed = posed_scene(seed, index, times, fat)
     phantom = posed.phantom
     t2 = time.perf_counter()
     cam = sample_camera(sample_rng(seed, index), phantom.skin.vertices, size)
     mask = render_mask(phantom.skin, cam)
     t3 = time.perf_counter()
-    drr = posed.scene.render(cam, region=binary_dilation(mask, iterations=2))
+    drr = posed.scene.render(cam, region=binary_dilation(mask, iterations=2), materials=physics is not None)
+    radiograph = drr.radiograph
+    if physics is not None:
+        centre = 0.5 * (phantom.skin.vertices.min(0) + phantom.skin.vertices.max(0))
+        radiograph = realistic_radiograph(drr.material_cm, pixel_mm_at(cam, centre), physics, noise_rng(seed, index))
     joints = project_joints(phantom.joints3d, posed.scene, cam)
     t4 = time.perf_counter()
     times.update(silhouette=t3 - t2, drr=t4 - t3)
@@ -171,7 +198,7 @@ def generate_sample(index: int, seed: int, size: int) -> RenderedSample:
     }  # fmt: skip
     return RenderedSample(
         mask=mask,
-        radiograph=np.where(mask, drr.radiograph, 0).astype(np.float32),
+        radiograph=np.where(mask, radiograph, 0).astype(np.float32),
         dxa=np.where(mask, drr.dxa, 0).astype(np.float32),
         labels=np.where(mask, drr.labels, 0).astype(np.uint8),
         joints=array_to_joints(joints, size, size),
@@ -198,12 +225,13 @@ def write_sample(root: Path, sample: RenderedSample) -> dict[str, Any]:
     return {"id": sid, **sample.record, "files": rel}
 
 
-def _work(args: tuple[str, int, int, int]) -> tuple[dict[str, Any], dict[str, float]]:
-    root, index, seed, size = args
-    sample = generate_sample(index, seed, size)
+def _work(args: tuple[str, int, int, int, dict | None, bool]) -> tuple[dict[str, Any], dict[str, float]]:
+    root, index, seed, size, physics, fat = args
+    c = time.process_time()
+    sample = generate_sample(index, seed, size, None if physics is None else Physics.from_json(physics), fat)
     t = time.perf_counter()
     rec = write_sample(Path(root), sample)
-    return rec, {**sample.timings, "write": time.perf_counter() - t}
+    return rec, {**sample.timings, "write": time.perf_counter() - t, "cpu": time.process_time() - c}
 
 
 def _init_worker() -> None:
@@ -216,16 +244,34 @@ def part_path(root: Path, shard: int, shards: int) -> Path:
     return root / f"manifest.shard-{shard:05d}-of-{shards:05d}.jsonl"
 
 
-def _check_meta(root: Path, n: int, size: int, seed: int) -> None:
-    meta = {"format": "maskel-dataset/1", "n": n, "size": size, "seed": seed, "styles": STYLES}
+def dataset_meta(n: int, size: int, seed: int, physics: Physics | None = None, fat: bool = DEFAULT_FAT) -> dict:
+    """What dataset.json records: the arguments that decide every sample's content."""
+    return {"format": "maskel-dataset/1", "n": n, "size": size, "seed": seed, "styles": STYLES,
+            "phantom": {"version": PHANTOM_VERSION, "fat_layer": bool(fat)},
+            "physics": {"mode": "clean"} if physics is None else physics.to_json()}  # fmt: skip
+
+
+def _same_dataset(old: Any, meta: dict) -> bool:
+    """A dataset.json written before the phantom/physics keys (phantom 2, clean) holds the same
+    samples as a run without the fat layer and with clean physics."""
+    if isinstance(old, dict) and "phantom" not in old and "physics" not in old:
+        return not meta["phantom"]["fat_layer"] and meta["physics"] == {"mode": "clean"} and \
+            old == {k: v for k, v in meta.items() if k not in ("phantom", "physics")}
+    return old == meta
+
+
+def _check_meta(root: Path, meta: dict) -> None:
     path = root / META
     if path.exists():
         try:
             old = json.loads(path.read_text())
         except ValueError:
             old = None
-        if old != meta:
-            raise MaskelError(f"{root} holds a different dataset ({path}: {old}); use another --out")
+        if not _same_dataset(old, meta):
+            hint = ""
+            if isinstance(old, dict) and "phantom" not in old:
+                hint = " (made before the fat layer: continue it with --fat off --physics clean)"
+            raise MaskelError(f"{root} holds a different dataset ({path}: {old}){hint}; use another --out")
     else:
         atomic_write_json(path, meta)
     from render.labels import BONE_LABELS
@@ -241,8 +287,10 @@ def _clean_temps(root: Path, indices: list[int]) -> None:
                 tmp.unlink(missing_ok=True)
 
 
-def _results(todo: list[int], root: Path, seed: int, size: int, workers: int) -> Iterator[tuple[dict, dict]]:
-    jobs = [(str(root), i, seed, size) for i in todo]
+def _results(todo: list[int], root: Path, seed: int, size: int, workers: int, physics: Physics | None,
+             fat: bool) -> Iterator[tuple[dict, dict]]:  # fmt: skip
+    ph = None if physics is None else physics.to_json()
+    jobs = [(str(root), i, seed, size, ph, fat) for i in todo]
     if workers <= 1:
         _init_worker()
         yield from map(_work, jobs)
@@ -255,19 +303,19 @@ def _results(todo: list[int], root: Path, seed: int, size: int, workers: int) ->
 
 
 def generate(root: Path, n: int, size: int, seed: int, shard: int = 0, shards: int = 1, workers: int = 1,
-             progress: bool = True) -> int:  # fmt: skip
+             progress: bool = True, physics: Physics | None = None, fat: bool = DEFAULT_FAT) -> int:  # fmt: skip
     """Make (or resume) shard `shard` of `shards` of an n-sample dataset; returns samples done."""
     from tqdm import tqdm
 
     root.mkdir(parents=True, exist_ok=True)
-    _check_meta(root, n, size, seed)
+    _check_meta(root, dataset_meta(n, size, seed, physics, fat))
     mine = shard_indices(n, shard, shards)
     part = part_path(root, shard, shards)
     done = {r["index"] for r in load_part(part)}
     todo = [i for i in mine if i not in done]
     _clean_temps(root, todo)
     with tqdm(total=len(mine), initial=len(mine) - len(todo), unit="sample", disable=not progress) as bar:
-        for rec, _ in _results(todo, root, seed, size, workers):
+        for rec, _ in _results(todo, root, seed, size, workers, physics, fat):
             append_record(part, rec)
             bar.update(1)
     maybe_merge(root, n, shards)
@@ -323,6 +371,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument("--seed", type=int, default=0)
         ap.add_argument("--shard", default="0/1", help=f"i/n: make only the samples with (index // {BODY_GROUP}) %% n == i")
         ap.add_argument("--workers", type=int, default=1, help="worker processes")
+        ap.add_argument("--physics", default="clean", help="radiograph physics: clean (default, noise-free) or realistic")
+        ap.add_argument("--fat", choices=("on", "off"), default="on" if DEFAULT_FAT else "off",
+                        help="subcutaneous fat layer in the phantom")
+        for flag, field_name in PHYSICS_FLAGS:
+            ap.add_argument(flag, type=float, dest=field_name, help=f"realistic physics: {field_name} "
+                            f"(default {getattr(Physics(), field_name)})")
         a = ap.parse_args(argv)
         if a.n < 1:
             raise MaskelError(f"--n must be at least 1, got {a.n}")
@@ -335,7 +389,9 @@ def main(argv: list[str] | None = None) -> int:
         if a.out.exists() and not a.out.is_dir():
             raise MaskelError(f"--out {a.out} exists and is not a folder")
         shard, shards = _parse_shard(a.shard)
-        generate(a.out, a.n, a.size, a.seed, shard, shards, a.workers)
+        overrides = {f: getattr(a, f) for _, f in PHYSICS_FLAGS if getattr(a, f) is not None}
+        physics = parse_physics(a.physics, overrides)
+        generate(a.out, a.n, a.size, a.seed, shard, shards, a.workers, physics=physics, fat=a.fat == "on")
         return 0
     except MaskelError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -17,6 +17,10 @@ Outputs (all S x S, zero outside the body):
   labels     = per pixel the bone label with the LONGEST total chord (all parts of that label
                summed): the bone that dominates the pixel's attenuation, not merely the nearest
   thickness  = skin chord in cm (soft-tissue thickness; > 0 exactly where the body is).
+  material_cm (on request) = per material of render.attenuation.MATERIALS the path length (cm)
+               through it, for the energy-dependent imaging of render/physics.py.
+The skin encloses soft tissue, or adipose tissue when the phantom has a fat layer (its muscle
+surface is then a part of soft tissue displacing adipose).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import trimesh
 from embreex import rtcore_scene
 from embreex.mesh_construction import TriangleMesh
 
-from render.attenuation import DXA_FULL_SCALE_G_PER_CM2, RADIOGRAPH_GAIN, mineral, mu
+from render.attenuation import DXA_FULL_SCALE_G_PER_CM2, MATERIALS, RADIOGRAPH_GAIN, mineral, mu
 from render.camera import Camera
 
 if TYPE_CHECKING:
@@ -49,6 +53,7 @@ class DRR:
     thickness_cm: np.ndarray  # float32 (S, S) skin chord
     line_integral: np.ndarray  # float32 (S, S) sum mu L (dimensionless)
     bad_fraction: float  # fraction of (ray, part) chords that had to be repaired
+    material_cm: np.ndarray | None = None  # float32 (M, S, S) path length per material, on request
 
 
 @dataclass
@@ -168,14 +173,19 @@ class DrrScene:
     """A phantom (skin + parts) ready for ray casting: the combined mesh and its Embree scene are
     built once, so several views of one posed phantom share that cost."""
 
-    def __init__(self, skin: trimesh.Trimesh, parts: Sequence[Part]) -> None:
+    def __init__(self, skin: trimesh.Trimesh, parts: Sequence[Part], skin_material: str = "soft_tissue") -> None:
         self.parts = list(parts)
         self._comb = _combine([skin] + [p.mesh for p in self.parts])
         self._scene = _embree(self._comb)
-        self._d_mu = np.array([mu("soft_tissue")] + [mu(p.material) - mu(p.displaces) for p in self.parts])
+        self._d_mu = np.array([mu(skin_material)] + [mu(p.material) - mu(p.displaces) for p in self.parts])
         self._d_min = np.array([0.0] + [mineral(p.material) - mineral(p.displaces) for p in self.parts])
         cores = [p.core if p.shell_m > 0 else p.material for p in self.parts]
-        self._core_mu = np.array([mu("soft_tissue")] + [mu(c) - mu(p.displaces) for c, p in zip(cores, self.parts, strict=True)])
+        self._core_mu = np.array([mu(skin_material)] + [mu(c) - mu(p.displaces) for c, p in zip(cores, self.parts, strict=True)])
+        # material indices (into MATERIALS) of each part's shell, core and displaced material
+        mi = MATERIALS.index
+        self._mat_shell = np.array([mi(skin_material)] + [mi(p.material) for p in self.parts])
+        self._mat_core = np.array([mi(skin_material)] + [mi(c) for c in cores])
+        self._mat_disp = np.array([mi("air")] + [mi(p.displaces) for p in self.parts])
         self._core_min = np.array([0.0] + [mineral(c) - mineral(p.displaces) for c, p in zip(cores, self.parts, strict=True)])
         self._shell = np.array([0.0] + [p.shell_m for p in self.parts])
         self._unit_normals = self._comb.normals / np.maximum(np.linalg.norm(self._comb.normals, axis=1, keepdims=True), 1e-30)
@@ -207,8 +217,9 @@ class DrrScene:
         step = np.sign(np.einsum("ij,ij->i", comb.normals[face], d[ray])).astype(np.int64)
         return np.bincount(ray[skin], step[skin], minlength=len(points)).astype(np.int64)
 
-    def render(self, cam: Camera, region: np.ndarray | None = None) -> DRR:
-        """Radiograph, DXA, labels and thickness seen by cam.
+    def render(self, cam: Camera, region: np.ndarray | None = None, materials: bool = False) -> DRR:
+        """Radiograph, DXA, labels and thickness seen by cam (and per-material path lengths when
+        `materials`).
 
         region: optional bool (S, S); rays are cast only there (e.g. the silhouette grown by a few
         pixels: everything outside the body is zero anyway) - a 3-5x saving on a typical frame.
@@ -255,6 +266,14 @@ class DrrScene:
         last = order[np.r_[pr[order][1:] != pr[order][:-1], True]] if len(order) else order
         labels = np.zeros(s2, np.uint8)
         labels[pr[last]] = (pair[last] % 256).astype(np.uint8)
+        material_cm = None
+        if materials:
+            m = len(MATERIALS)
+            w = np.where(body[ray], 1.0, 0.0)
+            material_cm = (np.bincount(ray * m + self._mat_shell[part], w * cm_cortex, minlength=s2 * m)
+                           + np.bincount(ray * m + self._mat_core[part], w * (cm - cm_cortex), minlength=s2 * m)
+                           - np.bincount(ray * m + self._mat_disp[part], w * cm, minlength=s2 * m))
+            material_cm = np.clip(material_cm.reshape(s, s, m).transpose(2, 0, 1), 0.0, None).astype(np.float32)
         line, bone_mineral, thickness = (x.reshape(s, s) for x in (line, bone_mineral, thickness))
         return DRR(
             radiograph=(1.0 - np.exp(-RADIOGRAPH_GAIN * line)).astype(np.float32),
@@ -263,6 +282,7 @@ class DrrScene:
             thickness_cm=thickness.astype(np.float32),
             line_integral=line.astype(np.float32),
             bad_fraction=float((~good).sum()) / max(len(good), 1),
+            material_cm=material_cm,
         )
 
 

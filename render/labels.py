@@ -2,7 +2,9 @@
 
 The ids are part of the dataset format (labels.png + labels.json): append new names at the end,
 never reorder. "left"/"right" are the character's own sides. Hand digits are numbered 1 (thumb)
-to 5 (little finger), foot digits 1 (big toe) to 5.
+to 5 (little finger), foot digits 1 (big toe) to 5. Soft tissue (the subcutaneous fat layer and
+the muscle surface under it, render/fat.py) has no label id: labels.png marks bones, cartilage
+and lungs only.
 """
 
 from __future__ import annotations

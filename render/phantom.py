@@ -6,6 +6,12 @@ outward-oriented mesh of one material sitting inside another (``displaces``), so
 computes ``mu = skin_chord * mu_soft + sum_parts chord * (mu[material] - mu[displaces])``.
 Materials: cortical, spongy, marrow, cartilage, lung, and soft_tissue (the cranial cavity,
 which displaces the cortical vault).
+
+With the fat layer (``build_phantom(body, fat=True)``, render/fat.py) the skin encloses adipose
+tissue and a second surface, the skin offset inwards (``Phantom.muscle``), encloses the soft
+tissue: that surface is a part of material soft_tissue displacing adipose, label 0 (no bone).
+Bones still displace soft_tissue; where a bone reaches into the fat (it cannot: the layer is
+capped at a share of the distance to the first bone) the error would be mu_soft - mu_adipose.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import trimesh
 
 from maskel import MaskelError
 from render.bones import RestBody, build_rest_parts
+from render.drr import DrrScene
+from render.fat import fat_thickness, muscle_surface
 from render.labels import LABEL_IDS
 
 
@@ -39,6 +47,15 @@ class Phantom:
     parts: list[Part]
     joints3d: dict[str, np.ndarray]
     body: object  # render.body.PosedBody
+    muscle: trimesh.Trimesh | None = None  # inner surface of the fat layer; None = no fat layer
+
+    def drr_scene(self) -> DrrScene:
+        """The ray-casting scene: skin of adipose tissue over the muscle surface when there is a
+        fat layer, else skin of soft tissue; then the bones."""
+        if self.muscle is None:
+            return DrrScene(self.skin, self.parts)
+        muscle = Part("muscle", 0, "soft_tissue", "adipose", self.muscle)
+        return DrrScene(self.skin, self.parts + [muscle], skin_material="adipose")
 
 
 @dataclass
@@ -56,6 +73,7 @@ class _RestSkeleton:
     vert_part: np.ndarray  # (N,) part index per vertex
     splits: np.ndarray  # vertex offsets (P+1,)
     faces: list[np.ndarray]
+    fat_m: np.ndarray | None = None  # (V,) fat thickness per skin vertex, made on first use
 
 
 _CACHE: OrderedDict[str, _RestSkeleton] = OrderedDict()
@@ -66,6 +84,7 @@ def _key(body) -> str:
     h = hashlib.sha1()
     h.update(np.ascontiguousarray(body.rest_heads, dtype=np.float64).tobytes())
     h.update(np.ascontiguousarray(body.rest_vertices[::97], dtype=np.float64).tobytes())
+    h.update(repr(sorted(body.phenotype.items())).encode())
     return h.hexdigest()
 
 
@@ -101,8 +120,9 @@ def rest_skeleton(body) -> _RestSkeleton:
     return rs
 
 
-def build_phantom(body) -> Phantom:
-    """Skin + skeleton parts of a posed body (render.body.PosedBody), world coordinates."""
+def build_phantom(body, fat: bool = False) -> Phantom:
+    """Skin + skeleton parts of a posed body (render.body.PosedBody), world coordinates; with
+    `fat`, the subcutaneous fat layer's inner surface too (Phantom.muscle)."""
     rs = rest_skeleton(body)
     t = body.skinning_transforms[rs.rig_index][rs.vert_part]  # (N,4,4)
     v = np.einsum("nij,nj->ni", t[:, :3, :3], rs.vertices) + t[:, :3, 3]
@@ -113,4 +133,12 @@ def build_phantom(body) -> Phantom:
         for i in range(len(rs.names))
     ]
     skin = trimesh.Trimesh(np.asarray(body.vertices, dtype=np.float64), body.faces, process=False)
-    return Phantom(skin=skin, parts=parts, joints3d=body.joints3d(), body=body)
+    muscle = None
+    if fat:
+        if rs.fat_m is None:
+            bones = [(rs.vertices[rs.splits[i]:rs.splits[i + 1]], rs.faces[i])
+                     for i in range(len(rs.names)) if rs.materials[i] != "lung"]
+            rs.fat_m = fat_thickness(body.rest_vertices, body.faces, body.skin_weights, body.bone_names,
+                                     body.phenotype, bones)
+        muscle = muscle_surface(skin.vertices, body.faces, rs.fat_m)
+    return Phantom(skin=skin, parts=parts, joints3d=body.joints3d(), body=body, muscle=muscle)

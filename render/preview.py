@@ -2,6 +2,7 @@
 
     python -m render.preview --data DIR --n 16 --out sheet.png
     python -m render.preview --seed 3 --n 8 --size 256 --out sheet.png   (fresh samples)
+    python -m render.preview --seed 3 --n 8 --physics realistic [--fat off] --out sheet.png
 """
 
 from __future__ import annotations
@@ -81,12 +82,12 @@ def rows_from_dataset(root: Path, n: int) -> list[tuple[np.ndarray, ...]]:
     return out
 
 
-def rows_fresh(seed: int, n: int, size: int) -> list[tuple[np.ndarray, ...]]:
-    from render.dataset import generate_sample
+def rows_fresh(seed: int, n: int, size: int, physics=None, fat: bool | None = None) -> list[tuple[np.ndarray, ...]]:
+    from render.dataset import DEFAULT_FAT, generate_sample
 
     out = []
     for i in range(n):
-        s = generate_sample(i, seed, size)
+        s = generate_sample(i, seed, size, physics, DEFAULT_FAT if fat is None else fat)
         out.append((s.mask, s.radiograph, s.dxa, s.labels, s.pose_map))
     return out
 
@@ -97,14 +98,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0, help="for fresh samples")
     ap.add_argument("--size", type=int, default=256, help="for fresh samples")
+    ap.add_argument("--physics", default="clean", help="for fresh samples: clean or realistic (default physics)")
+    ap.add_argument("--fat", choices=("on", "off"), help="for fresh samples: the fat layer (default: the dataset's)")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
     try:
+        from render.physics import parse_physics
+
+        physics = parse_physics(a.physics)
         if a.n < 1:
             raise MaskelError(f"--n must be at least 1, got {a.n}")
         if a.data is not None and not a.data.is_dir():
             raise MaskelError(f"--data {a.data} is not a folder")
-        rows = rows_from_dataset(a.data, a.n) if a.data else rows_fresh(a.seed, a.n, a.size)
+        fat = None if a.fat is None else a.fat == "on"
+        rows = rows_from_dataset(a.data, a.n) if a.data else rows_fresh(a.seed, a.n, a.size, physics, fat)
         buf = io.BytesIO()
         contact_sheet(rows).save(buf, format="PNG")
         atomic_write_bytes(a.out, buf.getvalue())

@@ -192,3 +192,71 @@ def test_femur_profile_shows_two_cortical_peaks():
     assert valley < inner[peak_l] - 0.05 and valley < inner[peak_r] - 0.05, inner
     # DXA: bone only, so the same profile is zero beside the femur and positive on it
     assert drr.dxa[row, cols].min() > 0 and drr.dxa[row, cols[0] - 8] == 0
+
+
+def test_realistic_physics_is_recorded_deterministic_and_keeps_dxa(tmp_path: Path):
+    from render.dataset import generate, generate_sample
+    from render.physics import Physics
+
+    out = tmp_path / "real"
+    generate(out, 4, SIZE, SEED, progress=False, physics=Physics(kvp=70.0))
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta["physics"]["mode"] == "realistic" and meta["physics"]["kvp"] == 70.0
+    assert meta["phantom"] == {"version": 3, "fat_layer": True}
+    for rec in read_manifest(out):
+        f = {k: out / v for k, v in rec["files"].items()}
+        mask, lab = load_mask(f["mask"]).mask, load_labels(f["labels"])
+        assert not lab[~mask].any() and not load_gray(f["radiograph"])[~mask].any()
+    generate(out, 4, SIZE, SEED, progress=False, physics=Physics(kvp=70.0))  # same settings: resumes
+    with pytest.raises(MaskelError, match="different dataset"):
+        generate(out, 4, SIZE, SEED, progress=False)  # clean physics into a realistic dataset
+    a = generate_sample(1, SEED, SIZE, Physics())
+    b = generate_sample(1, SEED, SIZE, Physics())
+    clean = generate_sample(1, SEED, SIZE)
+    assert np.array_equal(a.radiograph, b.radiograph)  # the noise is seeded per sample
+    assert not np.array_equal(a.radiograph, clean.radiograph)
+    assert np.array_equal(a.dxa, clean.dxa) and np.array_equal(a.labels, clean.labels)
+
+
+def test_switched_off_is_the_previous_phantom_and_old_datasets_resume(tmp_path: Path):
+    from scipy.ndimage import binary_dilation
+
+    from render.body import get_body_model, sample_phenotype
+    from render.camera import sample_camera
+    from render.dataset import _POSED, body_rng, generate, generate_sample, pose_rng, sample_rng
+    from render.drr import DrrScene
+    from render.phantom import build_phantom
+    from render.pose import sample_pose
+    from render.silhouette import render_mask
+
+    off = generate_sample(2, SEED, SIZE, None, fat=False)
+    _POSED.clear()
+
+    body = get_body_model().pose(sample_phenotype(body_rng(SEED, 2)), sample_pose(pose_rng(SEED, 2)))
+    phantom = build_phantom(body)  # the phantom-2 path: no fat layer, skin of soft tissue
+    cam = sample_camera(sample_rng(SEED, 2), phantom.skin.vertices, SIZE)
+    mask = render_mask(phantom.skin, cam)
+    drr = DrrScene(phantom.skin, phantom.parts).render(cam, region=binary_dilation(mask, iterations=2))
+    assert np.array_equal(off.radiograph, np.where(mask, drr.radiograph, 0).astype(np.float32))
+    on = generate_sample(2, SEED, SIZE)  # the fat layer (default) changes the radiograph a little
+    assert np.array_equal(on.mask, off.mask)
+    assert np.abs(on.dxa - off.dxa)[off.mask].mean() < 0.01, np.abs(on.dxa - off.dxa)[off.mask].mean()  # float rounding, repairs
+    diff = np.abs(on.radiograph - off.radiograph)[off.mask]
+    assert 0.001 < diff.mean() < 0.05
+    # a dataset.json from before the phantom/physics keys resumes with --fat off --physics clean
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "dataset.json").write_text(json.dumps({"format": "maskel-dataset/1", "n": 4, "size": SIZE,
+                                                  "seed": SEED, "styles": ["radiograph", "dxa"]}))  # fmt: skip
+    generate(old, 4, SIZE, SEED, progress=False, fat=False)
+    assert "phantom" not in json.loads((old / "dataset.json").read_text())
+    proc = cli("--n", "4", "--size", str(SIZE), "--seed", str(SEED), "--out", str(old), timeout=120)
+    assert proc.returncode == 2 and "--fat off --physics clean" in proc.stderr
+
+
+def test_cli_physics_options_and_bad_values(tmp_path: Path):
+    for args, text in ((["--physics", "fancy"], "physics must be one of"),
+                       (["--kvp", "70"], "need --physics realistic"),
+                       (["--physics", "realistic", "--kvp", "300"], "physics kvp must be")):  # fmt: skip
+        proc = cli("--n", "4", "--size", "32", "--out", str(tmp_path / "x"), *args, timeout=60)
+        assert proc.returncode == 2 and text in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

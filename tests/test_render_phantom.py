@@ -137,3 +137,52 @@ def test_joint_landmarks_sit_on_the_rig_joints(model, phenotype, kind):
         for side, sfx in (("left", "L"), ("right", "R")):
             centre = _sphere_centre(parts[f"{piece}_{side}"][near])
             assert np.linalg.norm(centre - body.bone_heads[body.bone_index(f"{rig}.{sfx}")]) < 0.010, (piece, joint, side)
+
+
+def test_fat_layer_follows_weight_and_sex_and_sits_inside_the_skin(model):
+    from render.fat import abdominal_fat_cm
+    from render.phantom import rest_skeleton
+
+    man, woman = {"gender": 0.0, "weight": 0.5}, {"gender": 1.0, "weight": 0.5}
+    assert abdominal_fat_cm({"gender": 0.0, "weight": 0.1}, 1.75) < abdominal_fat_cm(man, 1.75) \
+        < abdominal_fat_cm({"gender": 0.0, "weight": 0.9}, 1.75)
+    assert abdominal_fat_cm(man, 1.75) < abdominal_fat_cm(woman, 1.75)
+    assert 1.5 < abdominal_fat_cm(man, 1.75) < 2.5  # cm, an average man (CT/ultrasound ranges)
+    body = model.pose(LARGE, sample_pose(np.random.default_rng(4), "sitting"))
+    plain, fat = build_phantom(body), build_phantom(body, fat=True)
+    assert plain.muscle is None and fat.muscle is not None
+    t = rest_skeleton(body).fat_m
+    assert t.min() >= 0 and 0.02 < t.max() < 0.08  # metres
+    heads = body.skin_weights[:, body.bone_index("head")] > 0.9
+    belly = body.skin_weights[:, body.bone_index("spine04")] > 0.5
+    assert np.median(t[belly]) > 3 * np.median(t[heads])  # thick over the belly, thin on the head
+    inside = fat.drr_scene().skin_winding(fat.muscle.vertices)
+    assert (inside > 0).mean() > 0.995  # the muscle surface lies inside the skin
+    cam = _front_camera(body, 128)
+    a, b = plain.drr_scene().render(cam), fat.drr_scene().render(cam)
+    # fat holds no mineral: the DXA and labels only move by the ray re-casts' float rounding
+    assert np.abs(a.dxa - b.dxa).mean() < 1e-4 and (a.labels == b.labels).mean() > 0.999
+    assert b.line_integral[a.thickness_cm > 0].mean() < a.line_integral[a.thickness_cm > 0].mean()
+    assert b.bad_fraction < 0.02
+
+
+def test_material_lengths_add_up_to_the_clean_line_integral(rest_phantom):
+    from render.attenuation import MATERIALS, MU_PER_CM
+
+    cam = _front_camera(rest_phantom.body, 96)
+    d = rest_phantom.drr_scene().render(cam, materials=True)
+    mu = np.array([MU_PER_CM[m] for m in MATERIALS], dtype=np.float32)
+    line = np.einsum("m,mij->ij", mu, d.material_cm)
+    body = d.thickness_cm > 0
+    assert np.allclose(line[body], d.line_integral[body], rtol=1e-3, atol=1e-3)
+    assert np.allclose(d.material_cm[MATERIALS.index("soft_tissue")][~body], 0)
+
+
+def _front_camera(body, size: int):
+    from render.camera import Camera, look_rotation
+
+    v = body.vertices
+    lo, hi = v.min(0), v.max(0)
+    rot = look_rotation(0.0, 0.0)
+    return Camera(size, "orthographic", rot, 0.5 * (lo + hi) + rot[2] * 2.0, scale=float(np.max(hi - lo)) * 1.05 / size,
+                  cx=size / 2, cy=size / 2)  # fmt: skip

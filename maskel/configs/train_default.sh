@@ -13,10 +13,13 @@ export OMP_NUM_THREADS=${THREADS:-1}
 export ANNY_CACHE_DIR=${ANNY_CACHE_DIR:-$HOME/.cache/maskel/anny}
 
 # Training data: two sets of 4,000 phantom samples at 256² (new bodies every 4 samples, new poses
-# every 2, a new camera each); the held-out set uses a seed never used for training.
-python -m render.dataset --n 4000 --size 256 --out "$OUT/data-a" --seed 7301 --workers 2
-python -m render.dataset --n 4000 --size 256 --out "$OUT/data-b" --seed 7302 --workers 2
-python -m render.dataset --n 240 --size 256 --out "$OUT/heldout" --seed 9090 --workers 2
+# every 2, a new camera each); the held-out set uses a seed never used for training. The shipped
+# default was trained on phantom version 2 (myo-sim skeleton, no subcutaneous fat layer): FAT=on
+# makes version 3 data for the next retrain.
+FAT=${FAT:-off}
+python -m render.dataset --n 4000 --size 256 --out "$OUT/data-a" --seed 7301 --workers 2 --fat "$FAT"
+python -m render.dataset --n 4000 --size 256 --out "$OUT/data-b" --seed 7302 --workers 2 --fat "$FAT"
+python -m render.dataset --n 240 --size 256 --out "$OUT/heldout" --seed 9090 --workers 2 --fat "$FAT"
 
 source "$(dirname "$0")/resumable_train.sh"
 

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Issue 12's measurements at the scale a shared 2-core CPU allows (resumable: finished steps are
+# skipped). Arms of the small-data ablation, same steps and batch for stage 1 and stage 2:
+#   A: N real pairs;  B: N real pairs, stage 1 also on DDPM samples drawn from a DDPM trained on
+#   those N;  C: 10 N real pairs. Then the SR models (×4 and ×2 to 256²) for benchmarks/diffusion/sr_table.py.
+# Usage: bash benchmarks/diffusion/ablation.sh WORK N_DIR N10_DIR SR_DIR HELDOUT
+# (each *_DIR a dataset folder; WORK gets runs/, aug/, eval/)
+set -euo pipefail
+W=$1 N=$2 N10=$3 SRDATA=$4 HELD=$5
+HERE=$(cd "$(dirname "$0")" && pwd)
+CFG=$HERE/abl-64.toml
+S1=${S1_STEPS:-120} S2=${S2_STEPS:-160} NAUG=${N_AUG:-200} LIMIT=${EVAL_LIMIT:-32}
+mkdir -p "$W"
+t() { local name=$1; shift; [ -e "$W/done.$name" ] && return 0; local t0=$(date +%s); "$@"; echo "$name $(( $(date +%s) - t0 )) s" >> "$W/times.txt"; touch "$W/done.$name"; }
+tr() { python -m maskel.train "$@"; }
+t ddpm tr ddpm --config ddpm-cpu-64 --data "$N" --out "$W/ddpm"
+t augment python -m maskel augment --checkpoint "$W/ddpm/last.safetensors" --n "$NAUG" --out "$W/aug" --batch 8 --steps "${AUG_STEPS:-10}"
+for arm in A B C; do
+  case $arm in A) D=$N; AUG=();; B) D=$N; AUG=(--augmented "$W/aug");; C) D=$N10; AUG=();; esac
+  t s1$arm tr stage1 --config "$CFG" --data "$D" "${AUG[@]}" --out "$W/$arm/s1" --steps "$S1"
+  t s2$arm tr stage2 --config "$CFG" --data "$D" --out "$W/$arm/s2" --stage1 "$W/$arm/s1/last.safetensors" --steps "$S2"
+done
+t srx4 tr sr --config sr-x4-256 --data "$SRDATA" --out "$W/sr4"
+t srx2 tr sr --config sr-x2-256 --data "$SRDATA" --out "$W/sr2"
+t eval python -m maskel eval --checkpoint "$W/A/s2/last.safetensors" --name "A: N real" \
+  --checkpoint "$W/B/s2/last.safetensors" --name "B: N real + DDPM aug (stage 1)" \
+  --checkpoint "$W/C/s2/last.safetensors" --name "C: 10N real" --data "$HELD" --limit "$LIMIT" --out "$W/eval"

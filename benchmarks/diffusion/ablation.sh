@@ -8,18 +8,21 @@
 set -euo pipefail
 W=$1 N=$2 N10=$3 SRDATA=$4 HELD=$5
 HERE=$(cd "$(dirname "$0")" && pwd)
-CFG=$HERE/abl-64.toml
+CFG=$HERE/abl-32.toml
 S1=${S1_STEPS:-120} S2=${S2_STEPS:-160} NAUG=${N_AUG:-200} LIMIT=${EVAL_LIMIT:-32}
 mkdir -p "$W"
 t() { local name=$1; shift; [ -e "$W/done.$name" ] && return 0; local t0=$(date +%s); "$@"; echo "$name $(( $(date +%s) - t0 )) s" >> "$W/times.txt"; touch "$W/done.$name"; }
 tr() { python -m maskel.train "$@"; }
-t ddpm tr ddpm --config ddpm-cpu-64 --data "$N" --out "$W/ddpm"
+arm() {  # arm NAME DATA [--augmented DIR]
+  local name=$1 data=$2; shift 2
+  t "s1$name" tr stage1 --config "$CFG" --data "$data" "$@" --out "$W/$name/s1" --steps "$S1"
+  t "s2$name" tr stage2 --config "$CFG" --data "$data" --out "$W/$name/s2" --stage1 "$W/$name/s1/last.safetensors" --steps "$S2"
+}
+arm A "$N"
+arm C "$N10"
+t ddpm tr ddpm --config ddpm-cpu-64 --data "$N" --out "$W/ddpm" --steps "${DDPM_STEPS:-250}" --resolution "${DDPM_RES:-32}"
 t augment python -m maskel augment --checkpoint "$W/ddpm/last.safetensors" --n "$NAUG" --out "$W/aug" --batch 8 --steps "${AUG_STEPS:-10}"
-for arm in A B C; do
-  case $arm in A) D=$N; AUG=();; B) D=$N; AUG=(--augmented "$W/aug");; C) D=$N10; AUG=();; esac
-  t s1$arm tr stage1 --config "$CFG" --data "$D" "${AUG[@]}" --out "$W/$arm/s1" --steps "$S1"
-  t s2$arm tr stage2 --config "$CFG" --data "$D" --out "$W/$arm/s2" --stage1 "$W/$arm/s1/last.safetensors" --steps "$S2"
-done
+arm B "$N" --augmented "$W/aug"
 t srx4 tr sr --config sr-x4-256 --data "$SRDATA" --out "$W/sr4"
 t srx2 tr sr --config sr-x2-256 --data "$SRDATA" --out "$W/sr2"
 t eval python -m maskel eval --checkpoint "$W/A/s2/last.safetensors" --name "A: N real" \

@@ -3,8 +3,10 @@
 The model draws the silhouette together with the X-ray: channels (mask, style 1, style 2, ...)
 scaled to [-1, 1], so every sample it draws is a complete pair in the canonical framing and can be
 written in the dataset format (stage 1 needs the mask to crop around and to score inside the body).
-Training is MONAI's DDPM noise-prediction objective; sampling is MONAI's DDIM (eta = 0, so a
-sample is a pure function of its starting noise, which is seeded per sample index).
+Training is MONAI's DDPM objective; sampling is MONAI's DDIM (eta = 0, so a sample is a pure
+function of its starting noise, which is seeded per sample index). The presets predict v
+(``prediction = "v_prediction"``): with the few training steps a CPU allows, a noise-predicting
+model's x0 estimate at high noise is its error amplified ~150 times, and its samples stay noise.
 """
 
 from __future__ import annotations
@@ -37,6 +39,16 @@ def _schedule_args(cfg: dict[str, Any]) -> dict[str, Any]:
             "beta_start": float(s.get("beta_start", 1e-4)), "beta_end": float(s.get("beta_end", 0.02))}  # fmt: skip
 
 
+PREDICTIONS = ("epsilon", "v_prediction", "sample")
+
+
+def _prediction(cfg: dict[str, Any]) -> str:
+    pred = str(cfg["schedule"].get("prediction", "epsilon"))
+    if pred not in PREDICTIONS:
+        raise MaskelError(f"[schedule] prediction must be one of {', '.join(PREDICTIONS)}, got {pred!r}")
+    return pred
+
+
 def build_ddpm(cfg: dict[str, Any]) -> nn.Module:
     channels = 1 + len(cfg["styles"])
     return build_unet(cfg["unet"], channels, channels)
@@ -46,7 +58,8 @@ def training_loss(cfg: dict[str, Any], masks: torch.Tensor, xrays: torch.Tensor)
     """The DDPM objective on random training images (horizontally flipped half of the time)."""
     from monai.networks.schedulers import DDPMScheduler
 
-    scheduler = DDPMScheduler(**_schedule_args(cfg))
+    scheduler = DDPMScheduler(**_schedule_args(cfg), prediction_type=_prediction(cfg))
+    pred = _prediction(cfg)
     batch = int(cfg["train"]["batch_size"])
     images = torch.cat([masks, xrays], dim=1) * 2.0 - 1.0
 
@@ -57,7 +70,10 @@ def training_loss(cfg: dict[str, Any], masks: torch.Tensor, xrays: torch.Tensor)
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         noise = torch.randn(x.shape, generator=gen)
         t = torch.randint(scheduler.num_train_timesteps, (batch,), generator=gen)
-        return F.mse_loss(model(scheduler.add_noise(x, noise, t), t), noise)
+        target = {"epsilon": noise, "sample": x}.get(pred)
+        if target is None:
+            target = scheduler.get_velocity(x, noise, t)
+        return F.mse_loss(model(scheduler.add_noise(x, noise, t), t), target)
 
     return loss
 
@@ -91,13 +107,13 @@ class XraySampler:
         """-> (masks (B, R, R) bool, X-rays (B, S, R, R) float32 in [0, 1], zero outside the mask)."""
         from monai.networks.schedulers import DDIMScheduler
 
-        scheduler = DDIMScheduler(**_schedule_args(self.cfg), clip_sample=True)
+        scheduler = DDIMScheduler(**_schedule_args(self.cfg), clip_sample=True, prediction_type=_prediction(self.cfg))
         scheduler.set_timesteps(self.steps)
         c = 1 + len(self.styles)
         x = torch.stack([start_noise(seed, i, c, self.resolution) for i in indices])
         for t in scheduler.timesteps:
-            eps = self.model(x, torch.full((len(x),), int(t), dtype=torch.long))
-            x, _ = scheduler.step(eps, int(t), x)
+            out = self.model(x, torch.full((len(x),), int(t), dtype=torch.long))
+            x, _ = scheduler.step(out, int(t), x)
         img = ((x.clamp(-1, 1) + 1) / 2).numpy()
         masks = img[:, 0] > 0.5
         return masks, (img[:, 1:] * masks[:, None]).astype(np.float32)
@@ -109,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True, nargs="+", help="dataset directories (either layout)")
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--steps", type=int, help="override the preset's step count")
+    ap.add_argument("--resolution", type=int, help="override the preset's resolution")
     ap.add_argument("--seed", type=int)
     ap.add_argument("--resume", action="store_true", help="continue from <out>/state.safetensors")
     args = ap.parse_args(argv)
@@ -116,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         from maskel.data.datasets import load_paired_many
 
         cfg = load_preset(args.config, "ddpm")
+        if args.resolution is not None:
+            cfg["resolution"] = args.resolution
+        levels = len(cfg["unet"]["channels"]) - 1
+        if int(cfg["resolution"]) % (2**levels) or int(cfg["resolution"]) < 2**levels:
+            raise MaskelError(f"resolution {cfg['resolution']} must be a multiple of {2**levels} (the U-Net halves it {levels} times)")
         if args.steps is not None:
             cfg["train"]["steps"] = args.steps
         if args.seed is not None:

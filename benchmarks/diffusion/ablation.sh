@@ -3,7 +3,7 @@
 # skipped). Arms of the small-data ablation, same steps and batch for stage 1 and stage 2:
 #   A: N real pairs;  B: N real pairs, stage 1 also on DDPM samples drawn from a DDPM trained on
 #   those N;  C: 10 N real pairs. Then the SR models (×4 and ×2 to 256²) for benchmarks/diffusion/sr_table.py.
-# Usage: bash benchmarks/diffusion/ablation.sh WORK N_DIR N10_DIR SR_DIR HELDOUT
+# Usage: bash benchmarks/diffusion/ablation.sh WORK N_DIR N10_DIR SR_DIR HELDOUT (results: RESULTS.md)
 # (each *_DIR a dataset folder; WORK gets runs/, aug/, eval/)
 set -euo pipefail
 W=$1 N=$2 N10=$3 SRDATA=$4 HELD=$5

@@ -20,7 +20,7 @@ from maskel import MaskelError
 from maskel.cli import main as cli_main
 from maskel.imageio import load_gray, load_mask
 from maskel.train import main as train_main
-from tests._train_helpers import REPO, write_manifest_dataset
+from tests._train_helpers import REPO, write_manifest_dataset, write_upstream_dataset
 
 pytest.importorskip("monai")
 
@@ -193,3 +193,19 @@ def test_default_paths_do_not_import_monai():
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=180,
                           env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)})  # fmt: skip
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_upstream_layout_model_augments_in_the_upstream_layout(tmp_path: Path):
+    from maskel.data.datasets import find_refs
+    from maskel.diffusion.augment import augment
+
+    data = write_upstream_dataset(tmp_path / "up", n=8, size=40)
+    assert train_main(["ddpm", "--config", "ddpm-tiny", "--data", str(data), "--out", str(tmp_path / "ddpm")]) == 0
+    out = tmp_path / "aug"
+    assert augment(tmp_path / "ddpm" / "last.safetensors", 4, out) == 4
+    kept = [line.split()[0] for line in _progress(out) if line.endswith(" ok")]
+    assert kept
+    layout, refs, styles, _ = find_refs(out)
+    assert layout == "upstream" and styles == ["dxa"] and sorted(r.id for r in refs) == sorted(kept)
+    assert not (out / "manifest.jsonl").exists()
+    assert augment(tmp_path / "ddpm" / "last.safetensors", 4, out) == 0  # finished: nothing drawn again

@@ -25,6 +25,7 @@ from maskel.atomic import atomic_write, atomic_write_json
 FORMAT = "maskel-checkpoint/2"
 STATE_FORMAT = "maskel-train-state/1"
 META_KEY = "maskel_meta"
+STAGES = ("stage1", "stage2", "ddpm", "sr")  # ddpm and sr: maskel.diffusion
 REQUIRED_META = ("format", "stage", "resolution", "styles", "pose_channel", "config", "step", "metrics", "data", "version")
 
 
@@ -96,7 +97,7 @@ def validate_meta(meta: dict[str, Any], where: str) -> None:
         raise MaskelError(f"{where}: checkpoint metadata lacks {', '.join(missing)}")
     if meta["format"] != FORMAT:
         raise MaskelError(f"{where}: unknown checkpoint format {meta['format']!r} (expected {FORMAT})")
-    if meta["stage"] not in ("stage1", "stage2"):
+    if meta["stage"] not in STAGES:
         raise MaskelError(f"{where}: unknown stage {meta['stage']!r}")
     styles, res = meta["styles"], meta["resolution"]
     if not isinstance(styles, list) or not styles or not all(isinstance(s, str) for s in styles):

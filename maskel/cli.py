@@ -18,7 +18,7 @@ from typing import Any
 
 from maskel import MaskelError, __version__
 
-DELEGATED = {"train": "maskel.train", "eval": "maskel.evaluate", "mannequin": "render.mannequin"}
+DELEGATED = {"train": "maskel.train", "eval": "maskel.evaluate", "mannequin": "render.mannequin", "augment": "maskel.diffusion.augment"}
 
 
 def _err(message: str) -> None:
@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--labels", action="store_true", help="also write <name>_labels.png (bone ids)")
     g.add_argument("--batch", type=_positive, default=8, help="masks per forward pass (default 8)")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--sr", help="super-resolution checkpoint (python -m maskel.train sr): lifts the X-ray ×2 or ×4")
+    g.add_argument("--sr-scale", type=int, choices=(2, 4), help="the scale factor --sr must have (refused otherwise)")
     model_args(g)
 
     s = sub.add_parser("serve", help="the local HTTP server for the Blender add-on")
@@ -79,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("train", help="train a model (python -m maskel.train --help)", add_help=False)
     sub.add_parser("eval", help="score checkpoints inside the body on a held-out set (maskel eval --help)", add_help=False)
     sub.add_parser("mannequin", help="export the rest-pose mannequin JSON (--out FILE)", add_help=False)
+    sub.add_parser("augment", help="draw synthetic X-ray samples from a DDPM (maskel augment --help)", add_help=False)
     return parser
 
 
@@ -199,7 +202,7 @@ def _generate(args: argparse.Namespace) -> int:
     out_dir: Path = args.out
     if out_dir.exists() and not out_dir.is_dir():
         raise MaskelError(f"--out {out_dir} exists and is not a directory")
-    predictor = Predictor(args.checkpoint, device=args.device, max_batch=args.batch)
+    predictor = Predictor(args.checkpoint, device=args.device, max_batch=args.batch, sr=args.sr, sr_scale=args.sr_scale)
     predictor.style_index(args.style)
     targets: dict[Path, Path] = {}
     failed = len(errors)

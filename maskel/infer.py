@@ -6,9 +6,10 @@ the X-ray back on the input frame, so it lies pixel-exact on the silhouette. The
 multiplied by the silhouette dilated by ``margin_px`` output pixels (default 2, a disk): air stays
 black, while the model's soft edge (it works at a lower resolution) is not cut to a jagged line.
 
-No super-resolution stage: the generator draws at its own resolution (256² for the default) and
-the inverse framing resizes that to the mask's frame. The bone-label head runs only when labels
-are asked for.
+By default the generator draws at its own resolution (256² for the default) and the inverse
+framing resizes that to the mask's frame. With an SR checkpoint (``sr=``, maskel.diffusion.sr) the
+generator's X-ray is first lifted ×2 or ×4 by the diffusion super-resolution, conditioned on the
+mask framed at the high resolution. The bone-label head runs only when labels are asked for.
 """
 
 from __future__ import annotations
@@ -130,6 +131,8 @@ class Predictor:
         max_batch: int = 8,
         margin_px: int = DEFAULT_MARGIN_PX,
         warmup: bool = True,
+        sr: str | Path | None = None,
+        sr_scale: int | None = None,
     ) -> None:
         from maskel.models import load_generator
 
@@ -156,6 +159,14 @@ class Predictor:
             f"{self.checkpoint.parent.name}/{self.checkpoint.stem}"
         )
         self.has_labels = getattr(self.model, "label_head", None) is not None
+        self.sr = None
+        if sr_scale is not None and sr is None:
+            raise MaskelError(f"a scale factor (×{sr_scale}) was given but no super-resolution checkpoint")
+        if sr is not None:  # imports MONAI: only on this path
+            from maskel.diffusion.sr import SuperResolver
+
+            self.sr = SuperResolver(sr, self.device)
+            self.sr.check(self.resolution, self.styles, sr_scale)
         if warmup:
             self.warmup()
 
@@ -172,6 +183,7 @@ class Predictor:
             "styles": self.styles,
             "pose_channel": self.pose_channel,
             "labels": self.has_labels,
+            **({"super_resolution": self.sr.describe()} if self.sr is not None else {}),
         }
 
     def warmup(self) -> None:
@@ -249,6 +261,11 @@ class Predictor:
                 out = self._forward(x, p, labels=labels and self.has_labels)
             t_fwd = (time.perf_counter() - t1) * 1000
             xray = out["xray"].clamp(0.0, 1.0).numpy()
+            if self.sr is not None:
+                t3 = time.perf_counter()
+                hr = [frame_mask(np.asarray(masks[start + i]).astype(bool), c[0], self.sr.resolution) for i, c in enumerate(chunk)]
+                xray = self.sr.upsample(xray, np.stack(hr), seed)
+                t_fwd += (time.perf_counter() - t3) * 1000
             lab = out["labels"].argmax(dim=1).to(torch.uint8).numpy() if labels and "labels" in out else None
             for i, (frame, _, _) in enumerate(chunk):
                 t2 = time.perf_counter()

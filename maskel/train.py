@@ -2,6 +2,7 @@
 
     python -m maskel.train stage1 --config cpu-256 --data DIR [DIR ...] --out runs/s1
     python -m maskel.train stage2 --config cpu-256 --data DIR [DIR ...] --out runs/s2 --stage1 runs/s1/best.safetensors
+    python -m maskel.train ddpm|sr ...   (the diffusion parts: maskel.diffusion.ddpm / .sr)
     torchrun --nproc_per_node N -m maskel.train ...   (DDP: gloo on CPU, NCCL on GPU)
 
 Out dir: last.* / best.* / step-XXXXXX.* (inference checkpoints, safetensors + JSON), state.*
@@ -451,6 +452,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out", help="output directory (default runs/<stage>-<config>)")
     ap.add_argument("--resume", action="store_true", help="continue from <out>/state.safetensors")
     ap.add_argument("--stage1", help="stage-1 checkpoint (required for stage2)")
+    ap.add_argument("--augmented", nargs="+", help="stage1: also pre-train on these `maskel augment` folders (default: [stage1] augmented)")
     ap.add_argument("--steps", type=int, help="override the preset's step count")
     ap.add_argument("--batch-size", type=int, help="override the preset's (global) batch size")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
@@ -502,6 +504,11 @@ def hold_out_from_args(args: argparse.Namespace, cfg: dict[str, Any]) -> HoldOut
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["ddpm"], ["sr"]):  # the diffusion parts (maskel.diffusion), their own options
+        from maskel.diffusion import ddpm, sr
+
+        return {"ddpm": ddpm, "sr": sr}[argv[0]].main(argv[1:])
     args = parse_args(argv)
     rt = None
     try:
@@ -514,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
             cfg["seed"] = args.seed
         cfg.setdefault("seed", 0)
         args.out = args.out or f"runs/{args.stage}-{cfg['name']}"
+        if args.stage == "stage1":  # real + diffusion-augmented X-rays (maskel.diffusion.augment)
+            args.data = list(args.data) + list(args.augmented or cfg["stage1"].get("augmented", []))
         needs_stage1 = float(cfg["stage2"]["loss"].get("latent", 0)) > 0 or bool(cfg["generator"].get("quantize", True))
         if args.stage == "stage2" and needs_stage1 and not args.stage1:
             raise MaskelError("stage2 needs --stage1 <stage-1 checkpoint> (its latent is the target; only a config with latent = 0 and quantize = false trains without)")

@@ -23,11 +23,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from maskel import MaskelError, __version__
+from maskel import __version__
 from maskel.data.framing import Frame, compute_frame, frame_joints, frame_mask, unframe_image
-from maskel.data.joints import joints_to_array
+from maskel.data.joints import joints_to_array, pose_size
 from maskel.data.posemap import render_limb_maps
 from maskel.defaults import find_checkpoint
+from maskel.errors import BadCheckpoint, BadJoints, MaskelError, UnknownStyle
+from maskel.imageio import require_silhouette
 from maskel.models.generator import LIMB_CHANNELS
 
 log = logging.getLogger(__name__)
@@ -80,15 +82,15 @@ def _autocast_dtype(dev: torch.device, dtype: str) -> torch.dtype | None:
 def refuse_pickle(weights: Path) -> None:
     """Never hand a pickled torch file to anything: refuse it by suffix and by its first bytes."""
     if weights.suffix.lower() in PICKLE_SUFFIXES:
-        raise MaskelError(
+        raise BadCheckpoint(
             f"{weights}: refusing a pickled torch file ({weights.suffix}); MaSkel loads only .safetensors + .json checkpoints"
         )
     with open(weights, "rb") as f:
         head = f.read(4)
     if head[:1] == b"\x80" or head == b"PK\x03\x04":
-        raise MaskelError(f"{weights}: this is a pickle/zip torch file, not safetensors; refusing to unpickle it")
+        raise BadCheckpoint(f"{weights}: this is a pickle/zip torch file, not safetensors; refusing to unpickle it")
     if weights.suffix != ".safetensors":
-        raise MaskelError(f"{weights}: a checkpoint must be a .safetensors file (with its .json metadata)")
+        raise BadCheckpoint(f"{weights}: a checkpoint must be a .safetensors file (with its .json metadata)")
 
 
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -107,12 +109,10 @@ def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
 
 def pose_array(pose: dict[str, Any], shape: tuple[int, int]) -> np.ndarray:
     """Pose JSON -> (J, 4) array, checked against the (H, W) of the mask it belongs to."""
-    if not isinstance(pose, dict):
-        raise MaskelError("joints must be a pose JSON object")
     arr = joints_to_array(pose)
-    w, h = pose.get("width"), pose.get("height")
-    if (w is not None or h is not None) and (w, h) != (shape[1], shape[0]):
-        raise MaskelError(f"joints are for a {w}x{h} image but the mask is {shape[1]}x{shape[0]}")
+    size = pose_size(pose)
+    if size is not None and size != (shape[1], shape[0]):
+        raise BadJoints(f"joints are for a {size[0]}x{size[1]} image but the mask is {shape[1]}x{shape[0]}")
     return arr
 
 
@@ -143,7 +143,7 @@ class Predictor:
         except MaskelError:
             raise
         except Exception as e:  # a corrupt or mismatched file: one line, not a traceback
-            raise MaskelError(f"{self.checkpoint}: cannot load the generator ({type(e).__name__}: {e})") from None
+            raise BadCheckpoint(f"{self.checkpoint}: cannot load the generator ({type(e).__name__}: {e})") from None
         self.meta = meta
         self.model.eval()
         self.resolution: int = int(self.meta["resolution"])
@@ -180,7 +180,8 @@ class Predictor:
         if style is None:
             return 0
         if style not in self.styles:
-            raise MaskelError(f"unknown style {style!r}; this model draws: {', '.join(self.styles)}")
+            shown = style if len(style) <= 40 else style[:40] + "..."
+            raise UnknownStyle(f"unknown style {shown!r}; this model draws: {', '.join(self.styles)}")
         return self.styles.index(style)
 
     def _forward(self, masks: torch.Tensor, poses: torch.Tensor | None, labels: bool) -> dict[str, torch.Tensor]:
@@ -195,12 +196,8 @@ class Predictor:
         return {k: v.float().cpu() for k, v in out.items() if v is not None}
 
     def _prepare(self, mask: np.ndarray, pose: dict[str, Any] | None) -> tuple[Frame, np.ndarray, np.ndarray | None]:
-        mask = np.asarray(mask)
-        if mask.ndim != 2:
-            raise MaskelError(f"a mask must be a 2-D array, got shape {mask.shape}")
-        mask = mask.astype(bool)
-        if not mask.any():
-            raise MaskelError("the mask is empty (no body pixels)")
+        mask = np.asarray(mask).astype(bool, copy=False)
+        require_silhouette(mask)
         frame = compute_frame(mask)
         m = frame_mask(mask, frame, self.resolution).astype(np.float32)
         p = None
@@ -249,12 +246,13 @@ class Predictor:
             lab = out["labels"].argmax(dim=1).to(torch.uint8).numpy() if labels and "labels" in out else None
             for i, (frame, _, _) in enumerate(chunk):
                 t2 = time.perf_counter()
-                mask = np.asarray(masks[start + i]).astype(bool)
-                img = unframe_image(xray[i, channels[start + i]], frame) * dilate(mask, self.margin_px)
+                mask = np.asarray(masks[start + i]).astype(bool, copy=False)
+                img = unframe_image(xray[i, channels[start + i]], frame)
+                img *= dilate(mask, self.margin_px)  # in place: a 4096² frame is 64 MB a copy
                 lbl = unframe_image(lab[i], frame, nearest=True) * mask if lab is not None else None
                 results.append(
                     Prediction(
-                        xray=img.astype(np.float32),
+                        xray=img,
                         labels=lbl.astype(np.uint8) if lbl is not None else None,
                         timings={
                             "prepare_ms": round(t_prep, 2),

@@ -215,7 +215,7 @@ def test_graceful_shutdown_finishes_in_flight_requests(tiny_checkpoint: Path) ->
             server.proc.send_signal(signal.SIGTERM)
             r = future.result()
         assert r.status_code == 200 and r.json()["width"] == 2400
-        assert server.proc.wait(60) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled
+        assert server.proc.wait(60) == 0  # as serve.run documents (uvicorn alone re-raises the signal: 143)
         log = server.log()
     assert "Finished server process" in log
 

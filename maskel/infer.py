@@ -45,6 +45,27 @@ class Prediction:
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds (+ batch_size)
 
 
+@dataclass
+class Prepared:
+    """A checked mask framed for the model (``Predictor.prepare``)."""
+
+    mask: np.ndarray  # bool (H, W)
+    frame: Frame
+    model_mask: np.ndarray  # float32 (R, R)
+    limb_maps: np.ndarray | None  # float32 (LIMB_CHANNELS, R, R), or None without joints / pose channel
+    channel: int  # the style's output channel
+    prepare_ms: float = 0.0
+
+
+@dataclass
+class Drawn:
+    """The model's output for one prepared mask, at the model's resolution (``Predictor.forward``)."""
+
+    xray: np.ndarray  # float32 (R, R) in [0, 1]
+    labels: np.ndarray | None  # uint8 (R, R)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
 def pick_device(device: str = "auto") -> torch.device:
     """``auto``: cuda, then mps, then cpu. Anything else is passed to torch (and must be usable)."""
     if device == "auto":
@@ -195,7 +216,12 @@ class Predictor:
                 out = self.model(masks, poses, labels=labels)
         return {k: v.float().cpu() for k, v in out.items() if v is not None}
 
-    def _prepare(self, mask: np.ndarray, pose: dict[str, Any] | None) -> tuple[Frame, np.ndarray, np.ndarray | None]:
+    def prepare(self, mask: np.ndarray, pose: dict[str, Any] | None = None, style: str | None = None) -> Prepared:
+        """Check a boolean (H, W) mask (and its pose JSON, used only by a model with a pose channel)
+        and frame it at the model's resolution. Independent of the model's state: the server runs it
+        in the request's thread, so big masks are framed in parallel, not in the batcher."""
+        t0 = time.perf_counter()
+        channel = self.style_index(style)
         mask = np.asarray(mask).astype(bool, copy=False)
         require_silhouette(mask)
         frame = compute_frame(mask)
@@ -203,7 +229,39 @@ class Predictor:
         p = None
         if self.pose_channel and pose is not None:
             p = render_limb_maps(frame_joints(pose_array(pose, mask.shape), frame, self.resolution), self.resolution)
-        return frame, m, p
+        return Prepared(mask, frame, m, p, channel, round((time.perf_counter() - t0) * 1000, 2))
+
+    def forward(self, prepared: Sequence[Prepared], seed: int = 0, labels: bool = False) -> list[Drawn]:
+        """The model on prepared masks, in batches of at most ``max_batch``, seeded once per call:
+        each mask's X-ray (its style's channel) and label ids at the model's resolution."""
+        drawn: list[Drawn] = []
+        for start in range(0, len(prepared), self.max_batch):
+            chunk = prepared[start : start + self.max_batch]
+            x = torch.from_numpy(np.stack([c.model_mask for c in chunk]))[:, None]
+            p = None
+            if any(c.limb_maps is not None for c in chunk):  # requests without joints get all-zero limb maps
+                zeros = np.zeros((LIMB_CHANNELS,) + x.shape[-2:], np.float32)
+                p = torch.from_numpy(np.stack([c.limb_maps if c.limb_maps is not None else zeros for c in chunk]))
+            t1 = time.perf_counter()
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                torch.manual_seed(seed)
+                out = self._forward(x, p, labels=labels and self.has_labels)
+            t_fwd = round((time.perf_counter() - t1) * 1000, 2)
+            xray = out["xray"].clamp(0.0, 1.0).numpy()
+            lab = out["labels"].argmax(dim=1).to(torch.uint8).numpy() if labels and "labels" in out else None
+            for i, c in enumerate(chunk):
+                drawn.append(Drawn(xray[i, c.channel].copy(), lab[i].copy() if lab is not None else None,
+                                   {"forward_ms": t_fwd, "batch_size": len(chunk)}))  # fmt: skip
+        return drawn
+
+    def finish(self, prepared: Prepared, drawn: Drawn) -> Prediction:
+        """Back onto the mask's own frame, cut to the silhouette dilated by ``margin_px``."""
+        t2 = time.perf_counter()
+        img = unframe_image(drawn.xray, prepared.frame)
+        img *= dilate(prepared.mask, self.margin_px)  # in place: a 4096² frame is 64 MB a copy
+        lbl = unframe_image(drawn.labels, prepared.frame, nearest=True) * prepared.mask if drawn.labels is not None else None
+        timings = {"prepare_ms": prepared.prepare_ms, **drawn.timings, "unframe_ms": round((time.perf_counter() - t2) * 1000, 2)}
+        return Prediction(xray=img, labels=lbl.astype(np.uint8) if lbl is not None else None, timings=timings)
 
     def predict(
         self,
@@ -213,7 +271,8 @@ class Predictor:
         seed: int = 0,
         labels: bool = False,
     ) -> list[Prediction]:
-        """X-rays (and optionally bone labels) for boolean (H, W) masks, each at its own size.
+        """X-rays (and optionally bone labels) for boolean (H, W) masks, each at its own size
+        (``prepare``, ``forward``, ``finish`` in one call).
 
         ``style`` is one name for all masks or one per mask; None means the model's first style.
         ``joints`` (pose JSON per mask, or None) is used only when the model has a pose channel.
@@ -225,41 +284,7 @@ class Predictor:
         styles = [style] * n if style is None or isinstance(style, str) else list(style)
         if len(styles) != n:
             raise MaskelError(f"got {len(styles)} styles for {n} masks")
-        channels = [self.style_index(s) for s in styles]
-        t0 = time.perf_counter()
-        prepared = [self._prepare(m, joints[i] if joints is not None else None) for i, m in enumerate(masks)]
-        t_prep = (time.perf_counter() - t0) * 1000 / max(n, 1)
-        results: list[Prediction] = []
-        for start in range(0, n, self.max_batch):
-            chunk = prepared[start : start + self.max_batch]
-            x = torch.from_numpy(np.stack([c[1] for c in chunk]))[:, None]
-            p = None
-            if any(c[2] is not None for c in chunk):  # requests without joints get all-zero limb maps
-                zeros = np.zeros((LIMB_CHANNELS,) + x.shape[-2:], np.float32)
-                p = torch.from_numpy(np.stack([c[2] if c[2] is not None else zeros for c in chunk]))
-            t1 = time.perf_counter()
-            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-                torch.manual_seed(seed)
-                out = self._forward(x, p, labels=labels and self.has_labels)
-            t_fwd = (time.perf_counter() - t1) * 1000
-            xray = out["xray"].clamp(0.0, 1.0).numpy()
-            lab = out["labels"].argmax(dim=1).to(torch.uint8).numpy() if labels and "labels" in out else None
-            for i, (frame, _, _) in enumerate(chunk):
-                t2 = time.perf_counter()
-                mask = np.asarray(masks[start + i]).astype(bool, copy=False)
-                img = unframe_image(xray[i, channels[start + i]], frame)
-                img *= dilate(mask, self.margin_px)  # in place: a 4096² frame is 64 MB a copy
-                lbl = unframe_image(lab[i], frame, nearest=True) * mask if lab is not None else None
-                results.append(
-                    Prediction(
-                        xray=img,
-                        labels=lbl.astype(np.uint8) if lbl is not None else None,
-                        timings={
-                            "prepare_ms": round(t_prep, 2),
-                            "forward_ms": round(t_fwd, 2),
-                            "unframe_ms": round((time.perf_counter() - t2) * 1000, 2),
-                            "batch_size": len(chunk),
-                        },
-                    )
-                )
-        return results
+        for s in styles:
+            self.style_index(s)
+        prepared = [self.prepare(m, joints[i] if joints is not None else None, styles[i]) for i, m in enumerate(masks)]
+        return [self.finish(p, d) for p, d in zip(prepared, self.forward(prepared, seed, labels), strict=True)]

@@ -49,7 +49,7 @@ from maskel.api import (
 )
 from maskel.errors import BadBase64, BadJoints, InvalidRequest, MaskelError, Unavailable
 from maskel.imageio import check_pixels, encode_gray, encode_u8, load_mask, png_dimensions
-from maskel.infer import Predictor, pose_array
+from maskel.infer import Prediction, Predictor, Prepared, pose_array
 from maskel.serve_batcher import Batcher, Budget, Job
 from maskel.serve_guard import Guard, is_loopback
 
@@ -186,13 +186,17 @@ def create_app(predictor: Predictor, max_batch: int = 8, queue_size: int = 64, m
         finally:
             budget.release(pixels)
 
-    async def _xray(request: Request, req: XrayRequest, t0: float) -> dict[str, Any]:
-        mask, note = await run_in_threadpool(decode_mask, req.mask, max_pixels)
+    def prepare(req: XrayRequest) -> tuple[Prepared, str | None]:
+        mask, note = decode_mask(req.mask, max_pixels)
         joints = req.joints.model_dump() if req.joints is not None else None
         if joints is not None:  # checked even when the model has no pose channel
             pose_array(joints, mask.shape)
+        return predictor.prepare(mask, joints, req.style), note
+
+    async def _xray(request: Request, req: XrayRequest, t0: float) -> dict[str, Any]:
+        prepared, note = await run_in_threadpool(prepare, req)
         t1 = time.perf_counter()
-        job = Job(mask=mask, joints=joints, style=req.style, seed=req.seed, labels=req.labels)
+        job = Job(prepared=prepared, seed=req.seed, labels=req.labels)
         future = state["batcher"].submit(job)
         result, gone = asyncio.wrap_future(future), asyncio.ensure_future(until_disconnected(request))
         try:
@@ -202,21 +206,22 @@ def create_app(predictor: Predictor, max_batch: int = 8, queue_size: int = 64, m
         if not result.done():
             future.cancel()  # dropped unrun unless its batch has started
             raise ClientGone("the client left while its X-ray was queued")
-        pred = result.result()
-        del job, mask
+        drawn = result.result()
+        del job
         t2 = time.perf_counter()
 
-        def encode() -> tuple[str, str | None]:
+        def finish() -> tuple[Prediction, str, str | None]:
+            pred = predictor.finish(prepared, drawn)
             x = base64.b64encode(encode_gray(pred.xray, req.bits)).decode()
             lab = base64.b64encode(encode_u8(pred.labels)).decode() if pred.labels is not None else None
-            return x, lab
+            return pred, x, lab
 
-        x64, lab64 = await run_in_threadpool(encode)
+        pred, x64, lab64 = await run_in_threadpool(finish)
         t3 = time.perf_counter()
         timings = {
             **pred.timings,
             "decode_ms": round((t1 - t0) * 1000, 2),
-            "encode_ms": round((t3 - t2) * 1000, 2),
+            "encode_ms": round((t3 - t2) * 1000 - pred.timings["unframe_ms"], 2),
             "total_ms": round((t3 - t0) * 1000, 2),
         }
         return {

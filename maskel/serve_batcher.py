@@ -5,8 +5,10 @@ Memory grows with pixels, not with requests (a 4096² mask costs ~300 MB on its 
 decoding, the model's framing and encoding; a 512² one ~5 MB), so a request reserves its mask's
 pixel count from a ``Budget`` before it is decoded and returns it once its answer is encoded;
 past the budget it is refused at once with Busy (503). Admitted jobs wait in a queue of at most
-``queue_size`` (also Busy when full). The worker takes the first job, then keeps collecting for ``window_s`` or
-until ``max_batch`` jobs, and runs them in as few ``Predictor.predict`` calls as their seeds allow
+``queue_size`` (also Busy when full). The worker only runs the model (``Predictor.forward``):
+framing, unframing and PNG encoding happen in the requests' own threads, in parallel. It takes
+the first job, then keeps collecting for ``window_s`` or until ``max_batch`` jobs, and runs them
+in as few ``Predictor.forward`` calls as their seeds allow
 (a call is seeded once, so jobs are grouped by seed). If a batch fails, its jobs are retried one
 by one so one bad job cannot fail its neighbours.
 """
@@ -19,12 +21,9 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
 
 from maskel.errors import Busy, MaskelError
-from maskel.infer import Prediction, Predictor
+from maskel.infer import Drawn, Predictor, Prepared
 
 log = logging.getLogger("maskel.serve")
 
@@ -53,9 +52,7 @@ class Budget:
 
 @dataclass
 class Job:
-    mask: np.ndarray
-    joints: dict[str, Any] | None
-    style: str | None
+    prepared: Prepared  # framed in the request's thread: the worker only runs the model
     seed: int
     labels: bool
     enqueued: float = field(default_factory=time.perf_counter)
@@ -141,15 +138,9 @@ class Batcher:
         for job, result in zip(live, results, strict=True):
             job.future.set_result(result)
 
-    def _call(self, jobs: list[Job]) -> list[Prediction]:
+    def _call(self, jobs: list[Job]) -> list[Drawn]:
         start = time.perf_counter()
-        results = self.predictor.predict(
-            [j.mask for j in jobs],
-            joints=[j.joints for j in jobs],
-            style=[j.style for j in jobs],
-            seed=jobs[0].seed,
-            labels=any(j.labels for j in jobs),
-        )
+        results = self.predictor.forward([j.prepared for j in jobs], seed=jobs[0].seed, labels=any(j.labels for j in jobs))
         for job, r in zip(jobs, results, strict=True):
             r.timings["queue_ms"] = round((start - job.enqueued) * 1000, 2)
             if not job.labels:

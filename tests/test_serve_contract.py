@@ -69,3 +69,13 @@ def test_the_addon_sends_only_keys_the_served_schema_documents(maskel_server: st
     styles = httpx.get(maskel_server + "/v1/health").json()["styles"]
     r = httpx.post(maskel_server + "/v1/xray", json={**xray, "style": styles[-1]}, timeout=60)
     assert r.status_code == 200, r.text
+
+
+def test_the_addon_error_base_and_the_server_codes() -> None:
+    from blender_addon.core import client
+    from maskel.api import ERROR_CODES
+
+    assert issubclass(client.ServerError, client.AddonError)
+    own = {client.BAD_URL, client.UNREACHABLE, client.TIMEOUT, client.BAD_REPLY, client.NOT_MASKEL, client.CONFIG, client.DIED}
+    assert not own & set(ERROR_CODES), "the add-on's own codes must not shadow the server's"
+    assert client.SERVER_GONE <= own

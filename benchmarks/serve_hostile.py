@@ -166,11 +166,11 @@ def faults(args: argparse.Namespace) -> None:
     rows: list[tuple[str, str]] = []
     with server(args.code, args.checkpoint) as (url, proc, log_path):
         # 1: one 61 MB request vs health
-        stop, health = threading.Event(), []
+        stop, health, hostile = threading.Event(), [], hostile_body()
         probe = threading.Thread(target=health_probe, args=(url, stop, health))
         probe.start()
         time.sleep(0.5)
-        ms, r = timed(lambda: httpx.post(url + "/v1/xray", content=hostile_body(), timeout=600,
+        ms, r = timed(lambda: httpx.post(url + "/v1/xray", content=hostile, timeout=600,
                                          headers={"content-type": "application/json"}))  # fmt: skip
         time.sleep(0.5)
         stop.set()

@@ -2,6 +2,7 @@
 
     python benchmarks/serve_hostile.py mix    [--code DIR] [--seconds 30]   # the hostile mix
     python benchmarks/serve_hostile.py faults [--code DIR]                  # faults 1-5 and 8
+    python benchmarks/serve_hostile.py speed  [--code DIR]                  # 512² p50, 4 vs 16 clients
 
 ``--code`` is the checkout whose ``maskel`` the server runs (default: this one), so the same probes
 measure a change before and after. Mix: 16 clients posting 512² masks in a loop, 1 client posting a
@@ -156,6 +157,35 @@ def mix(args: argparse.Namespace) -> None:
     print(f"4096² clients: {dict(big_st)}; hostile 61 MB client: {dict(hostile_st)}")
 
 
+def speed(args: argparse.Namespace) -> None:
+    """512² latency one request at a time, then requests/s of 4 and of 16 clients (256² masks)."""
+    with server(args.code, args.checkpoint) as (url, _, _):
+        with httpx.Client(timeout=300) as c:
+            body = {"mask": mask_b64(512)}
+            lat = []
+            for i in range(13):
+                t = time.perf_counter()
+                c.post(url + "/v1/xray", json=body).raise_for_status()
+                if i >= 3:  # warm-up
+                    lat.append((time.perf_counter() - t) * 1000)
+        print(f"code {args.code}")
+        print(f"  512² one at a time: p50 {pct(lat, 50):.0f} ms (10 requests)")
+        body = {"mask": mask_b64(256)}
+        for clients in (4, 16):
+            per = max(2, 48 // clients)
+
+            def worker(_: int, per: int = per) -> int:
+                with httpx.Client(timeout=600) as c:
+                    for _ in range(per):
+                        c.post(url + "/v1/xray", json=body).raise_for_status()
+                return per
+
+            t = time.perf_counter()
+            with ThreadPoolExecutor(clients) as pool:
+                n = sum(pool.map(worker, range(clients)))
+            print(f"  {clients:2d} clients, 256²: {n / (time.perf_counter() - t):.2f} req/s ({n} requests)")
+
+
 def timed(fn) -> tuple[float, object]:
     t = time.perf_counter()
     out = fn()
@@ -240,12 +270,12 @@ def faults(args: argparse.Namespace) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["mix", "faults"])
+    ap.add_argument("what", choices=["mix", "faults", "speed"])
     ap.add_argument("--code", type=Path, default=REPO, help="checkout whose maskel the server runs")
     ap.add_argument("--checkpoint", type=Path, default=DEFAULT_CKPT)
     ap.add_argument("--seconds", type=float, default=30.0)
     args = ap.parse_args()
-    (mix if args.what == "mix" else faults)(args)
+    {"mix": mix, "faults": faults, "speed": speed}[args.what](args)
     return 0
 
 

@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8765)
     s.add_argument("--token", default=os.environ.get("MASKEL_TOKEN"),
                    help="require 'Authorization: Bearer T'; prefer $MASKEL_TOKEN: a --token is visible to other users in ps")  # fmt: skip
-    s.add_argument("--max-batch", type=_positive, default=8, help="requests per forward pass")
+    s.add_argument("--max-batch", type=_positive, help="requests per forward pass (default: 8 on a GPU, 2 on a CPU, "
+                   "where bigger batches cost more per image)")  # fmt: skip
     s.add_argument("--queue", type=_positive, default=64, help="queued requests before 503")
     s.add_argument("--batch-window-ms", type=float, default=5.0, help="how long to wait for more requests to batch")
     s.add_argument("--max-pixels", type=_positive, default=4096 * 4096, help="largest mask, in pixels (413 above)")

@@ -180,11 +180,13 @@ def test_a_finished_run_is_never_overwritten_by_a_rerun(work: dict[str, Path], t
     base = ["stage1", "--data", str(work["data"]), "--out", str(out), "--steps", "3"]
     assert main(base) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    capsys.readouterr()
     _one_line_error(capsys, base, "already holds a training run")
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert main([*base, "--overwrite"]) == 0
     steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines() if '"train"' in x]
     assert steps == sorted(set(steps)) and steps[-1] == 3, "metrics.jsonl was duplicated"
+    capsys.readouterr()
     _one_line_error(capsys, [*base, "--resume", "--overwrite"], "contradict")
 
 

@@ -128,6 +128,16 @@ def loop_post(url: str, body: bytes, stop: threading.Event, statuses: Counter, l
                 statuses[type(e).__name__] += 1
 
 
+def probe(args: argparse.Namespace) -> None:
+    stop, out = threading.Event(), []
+    thread = threading.Thread(target=health_probe, args=(args.url, stop, out))
+    thread.start()
+    time.sleep(args.seconds)
+    stop.set()
+    thread.join()
+    print(json.dumps(out))
+
+
 def mix(args: argparse.Namespace) -> None:
     normal = json.dumps({"mask": mask_b64(512)}).encode()
     big = json.dumps({"mask": mask_b64(4096)}).encode()
@@ -135,11 +145,13 @@ def mix(args: argparse.Namespace) -> None:
     print(f"bodies: normal 512² {len(normal) / 1e3:.0f} kB, 4096² {len(big) / 1e3:.0f} kB, hostile {len(hostile) / 1e6:.1f} MB")
     with server(args.code, args.checkpoint) as (url, proc, _):
         stop = threading.Event()
-        health: list[float] = []
         normal_st, big_st, hostile_st = Counter(), Counter(), Counter()
         normal_lat: list[float] = []
-        threads = [threading.Thread(target=health_probe, args=(url, stop, health))]
-        threads += [threading.Thread(target=loop_post, args=(url, normal, stop, normal_st, normal_lat)) for _ in range(16)]
+        # health is probed from its own process: 25 busy client threads would otherwise hold its GIL
+        probe = subprocess.Popen([sys.executable, __file__, "probe", "--url", url, "--seconds", str(args.seconds + 2)],
+                                 stdout=subprocess.PIPE, text=True)  # fmt: skip
+        time.sleep(1.0)
+        threads = [threading.Thread(target=loop_post, args=(url, normal, stop, normal_st, normal_lat)) for _ in range(16)]
         threads += [threading.Thread(target=loop_post, args=(url, big, stop, big_st)) for _ in range(8)]
         threads += [threading.Thread(target=loop_post, args=(url, hostile, stop, hostile_st))]
         for t in threads:
@@ -150,6 +162,7 @@ def mix(args: argparse.Namespace) -> None:
         for t in threads:
             t.join(600)
         rss = max(rss, peak_rss_mb(proc.pid))
+        health = json.loads(probe.communicate(timeout=120)[0])
     print(f"code {args.code}, {args.seconds:.0f} s")
     print(f"health: n={len(health)} p50 {pct(health, 50):.1f} ms  p99 {pct(health, 99):.1f} ms  max {max(health):.1f} ms")
     print(f"server peak RSS {rss:.0f} MB")
@@ -270,12 +283,13 @@ def faults(args: argparse.Namespace) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["mix", "faults", "speed"])
+    ap.add_argument("what", choices=["mix", "faults", "speed", "probe"])
+    ap.add_argument("--url", help="probe: the server to probe")
     ap.add_argument("--code", type=Path, default=REPO, help="checkout whose maskel the server runs")
     ap.add_argument("--checkpoint", type=Path, default=DEFAULT_CKPT)
     ap.add_argument("--seconds", type=float, default=30.0)
     args = ap.parse_args()
-    {"mix": mix, "faults": faults, "speed": speed}[args.what](args)
+    {"mix": mix, "faults": faults, "speed": speed, "probe": probe}[args.what](args)
     return 0
 
 

@@ -86,7 +86,7 @@ def run(argv: list[str]) -> int:
         client.health()
         args.out = os.path.abspath(args.out)
         os.makedirs(args.out, exist_ok=True)
-    except (ValueError, RuntimeError, client_mod.ServerError, OSError) as e:
+    except (ValueError, RuntimeError, client_mod.AddonError, OSError) as e:
         print(f"maskel batch: error: {e}", file=sys.stderr, flush=True)
         return 2
 
@@ -102,10 +102,10 @@ def run(argv: list[str]) -> int:
             job.run_sync(show=False)
             written += 1
             print(f"maskel batch: frame {frame} ok ({i}/{len(frames)})", flush=True)
-        except (pipeline.XrayError, client_mod.ServerError, OSError, ValueError) as e:
+        except (client_mod.AddonError, OSError, ValueError) as e:
             failed.append(str(frame))
             print(f"maskel batch: frame {frame} failed: {e}", file=sys.stderr, flush=True)
-            if isinstance(e, client_mod.ServerError) and e.code in ("unreachable", "timeout"):
+            if isinstance(e, client_mod.AddonError) and e.code in client_mod.SERVER_GONE:
                 break  # the server is gone: do not wait on every remaining frame
     print(f"maskel batch: {written}/{len(frames)} frames x {len(cameras)} camera(s) written to {args.out} "
           f"in {time.monotonic() - start:.1f} s" + (f"; failed: {','.join(failed)}" if failed else ""), flush=True)  # fmt: skip

@@ -20,12 +20,14 @@ from . import character as charmod
 from . import overlay as overlaymod
 from .core import camera as cammath
 from .core import rigs
-from .core.client import MaskelClient, ServerError
+from .core.client import AddonError, MaskelClient, ServerError
 from .silhouette import render_silhouette
 
 
-class XrayError(Exception):
-    """A user-facing failure (one line)."""
+class XrayError(AddonError):
+    """A user-facing failure of the X-ray pipeline in Blender (one line)."""
+
+    default_code = "xray"
 
 
 XRAY_CAMERA_TAG = "maskel_xray_camera"

@@ -1,7 +1,7 @@
 """MaSkel: silhouette mask -> whole-body X-ray (arXiv 2404.09000), trained on synthetic phantom pairs."""
 
+from maskel.errors import MaskelError
+
 __version__ = "0.1.0"
 
-
-class MaskelError(Exception):
-    """An error caused by the user's input or environment, reported as one line (never a traceback)."""
+__all__ = ["MaskelError", "__version__"]

@@ -19,14 +19,23 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from maskel import MaskelError, __version__
+from maskel import __version__
 from maskel.atomic import atomic_write, atomic_write_json
+from maskel.errors import BadCheckpoint, MaskelError
 
 FORMAT = "maskel-checkpoint/2"
 STATE_FORMAT = "maskel-train-state/1"
 META_KEY = "maskel_meta"
 STAGES = ("stage1", "stage2", "ddpm", "sr")  # ddpm and sr: maskel.diffusion
 REQUIRED_META = ("format", "stage", "resolution", "styles", "pose_channel", "config", "step", "metrics", "data", "version")
+MAX_RESOLUTION = 4096
+"""Largest model resolution a checkpoint may state (the warm-up pass allocates resolution² tensors)."""
+MAX_STYLES = 8
+# Shape numbers of the model sections, bounded so a corrupt file cannot ask for gigabytes before any
+# weight is compared with its shape.
+SHAPE_LIMITS = {("mae", "channels"): 2048, ("mae", "latent_dim"): 4096, ("mae", "res_blocks"): 64,
+                ("mae", "context_blocks"): 64, ("mae", "patch"): 64, ("generator", "codebook_size"): 65536,
+                ("generator", "codebook_dim"): 4096, ("generator", "context_blocks"): 64}  # fmt: skip
 
 
 def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -48,24 +57,27 @@ def _write_pair(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta:
 def _read_pair(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     st, js = checkpoint_paths(path)
     if not st.exists():
-        raise MaskelError(f"{st}: checkpoint not found")
+        raise BadCheckpoint(f"{st}: checkpoint not found")
     try:
         tensors = load_file(str(st))
         with safe_open(str(st), framework="pt") as f:
             embedded = (f.metadata() or {}).get(META_KEY)
     except (SafetensorError, OSError, ValueError) as e:
-        raise MaskelError(f"{st}: not a safetensors file; pickled checkpoints are refused ({e})") from None
+        raise BadCheckpoint(f"{st}: not a safetensors file; pickled checkpoints are refused ({e})") from None
     if embedded is not None:
-        meta = json.loads(embedded)
+        try:
+            meta = json.loads(embedded)
+        except json.JSONDecodeError as e:
+            raise BadCheckpoint(f"{st}: unreadable embedded metadata ({e})") from None
     elif js.exists():
         try:
             meta = json.loads(js.read_text())
         except (OSError, json.JSONDecodeError) as e:
-            raise MaskelError(f"{js}: unreadable checkpoint metadata ({e})") from None
+            raise BadCheckpoint(f"{js}: unreadable checkpoint metadata ({e})") from None
     else:
-        raise MaskelError(f"{st}: no metadata (neither embedded nor {js.name})")
+        raise BadCheckpoint(f"{st}: no metadata (neither embedded nor {js.name})")
     if not isinstance(meta, dict):
-        raise MaskelError(f"{st}: checkpoint metadata is not a JSON object")
+        raise BadCheckpoint(f"{st}: checkpoint metadata is not a JSON object")
     return tensors, meta
 
 
@@ -91,19 +103,39 @@ def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], m
     return _write_pair(path, tensors, meta)
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def validate_meta(meta: dict[str, Any], where: str) -> None:
+    """Refuse metadata that is missing, of the wrong type, out of range or self-contradictory,
+    before anything is built from it."""
     missing = [k for k in REQUIRED_META if k not in meta]
     if missing:
-        raise MaskelError(f"{where}: checkpoint metadata lacks {', '.join(missing)}")
+        raise BadCheckpoint(f"{where}: checkpoint metadata lacks {', '.join(missing)}")
     if meta["format"] != FORMAT:
-        raise MaskelError(f"{where}: unknown checkpoint format {meta['format']!r} (expected {FORMAT})")
+        raise BadCheckpoint(f"{where}: unknown checkpoint format {str(meta['format'])[:40]!r} (expected {FORMAT})")
     if meta["stage"] not in STAGES:
-        raise MaskelError(f"{where}: unknown stage {meta['stage']!r}")
-    styles, res = meta["styles"], meta["resolution"]
-    if not isinstance(styles, list) or not styles or not all(isinstance(s, str) for s in styles):
-        raise MaskelError(f"{where}: checkpoint lists no styles (or not as names): {styles!r}")
-    if not isinstance(res, int) or res < 8:
-        raise MaskelError(f"{where}: bad resolution {res!r} in the checkpoint metadata")
+        raise BadCheckpoint(f"{where}: unknown stage {str(meta['stage'])[:40]!r}")
+    styles, res, pose = meta["styles"], meta["resolution"], meta["pose_channel"]
+    if (not isinstance(styles, list) or not 1 <= len(styles) <= MAX_STYLES
+            or not all(isinstance(s, str) and 0 < len(s) <= 32 for s in styles)):  # fmt: skip
+        raise BadCheckpoint(f"{where}: checkpoint lists no styles, too many or not as short names: {str(styles)[:80]}")
+    if not _is_int(res) or not 8 <= res <= MAX_RESOLUTION:
+        raise BadCheckpoint(f"{where}: bad resolution {str(res)[:20]} in the checkpoint metadata (8 to {MAX_RESOLUTION})")
+    if not isinstance(pose, bool):
+        raise BadCheckpoint(f"{where}: pose_channel must be true or false, got {str(pose)[:20]}")
+    config = meta["config"]
+    if not isinstance(config, dict):
+        raise BadCheckpoint(f"{where}: the checkpoint's config is not an object")
+    for key in ("resolution", "styles", "pose_channel"):
+        if key in config and config[key] != meta[key]:
+            raise BadCheckpoint(f"{where}: metadata {key} {meta[key]!r} contradicts its config's {str(config[key])[:40]}")
+    for (section, key), top in SHAPE_LIMITS.items():
+        value = config.get(section, {}).get(key) if isinstance(config.get(section), dict) else None
+        values = value if isinstance(value, list) else [value]
+        if value is not None and not all(_is_int(v) and 1 <= v <= top for v in values):
+            raise BadCheckpoint(f"{where}: config [{section}] {key} = {str(value)[:40]} is out of range (1 to {top})")
 
 
 def load_checkpoint(
@@ -114,9 +146,9 @@ def load_checkpoint(
     where = str(checkpoint_paths(path)[0])
     validate_meta(meta, where)
     if stage is not None and meta["stage"] != stage:
-        raise MaskelError(f"{where}: a {meta['stage']} checkpoint, but a {stage} checkpoint is needed")
+        raise BadCheckpoint(f"{where}: a {meta['stage']} checkpoint, but a {stage} checkpoint is needed")
     if resolution is not None and int(meta["resolution"]) != int(resolution):
-        raise MaskelError(f"{where}: trained at {meta['resolution']}px, but this run uses {resolution}px")
+        raise BadCheckpoint(f"{where}: trained at {meta['resolution']}px, but this run uses {resolution}px")
     return tensors, meta
 
 

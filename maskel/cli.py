@@ -1,5 +1,7 @@
-"""The ``maskel`` command: generate, serve, train, eval, mannequin, demo.
+"""The ``maskel`` command: generate, serve, train, eval, and the plugged-in mannequin and demo.
 
+This is a composition root: it wires render's providers and commands (found through
+maskel.plugins, never imported) into the server and the command line.
 Exit codes: 0 ok, 1 some inputs failed (the rest were still done), 2 usage or fatal error,
 130 interrupted. User errors are one line on stderr (``maskel: error: ...``), never a traceback.
 """
@@ -17,8 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from maskel import MaskelError, __version__
+from maskel.errors import OutputError
+from maskel.plugins import load_plugins
 
-DELEGATED = {"train": "maskel.train", "eval": "maskel.evaluate", "mannequin": "render.mannequin", "augment": "maskel.diffusion.augment"}
+DELEGATED = {"train": "maskel.train", "eval": "maskel.evaluate", "augment": "maskel.diffusion.augment"}
+PLUGGED = {"demo": "pose a random phantom, draw its X-ray, compare with the phantom's own",
+           "mannequin": "export the rest-pose mannequin JSON (--out FILE)"}  # fmt: skip
+"""Commands render/ provides through maskel.plugins (shown in --help even when it is not installed)."""
 
 
 def _err(message: str) -> None:
@@ -63,25 +70,25 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="the local HTTP server for the Blender add-on")
     s.add_argument("--host", default="127.0.0.1", help="bind address (non-loopback needs --token)")
     s.add_argument("--port", type=int, default=8765)
-    s.add_argument("--token", default=os.environ.get("MASKEL_TOKEN"), help="require 'Authorization: Bearer T' (default $MASKEL_TOKEN)")
-    s.add_argument("--max-batch", type=_positive, default=8, help="requests per forward pass")
+    s.add_argument("--token", default=os.environ.get("MASKEL_TOKEN"),
+                   help="require 'Authorization: Bearer T'; prefer $MASKEL_TOKEN: a --token is visible to other users in ps")  # fmt: skip
+    s.add_argument("--max-batch", type=_positive, help="requests per forward pass (default: 8 on a GPU, 2 on a CPU, "
+                   "where bigger batches cost more per image)")  # fmt: skip
     s.add_argument("--queue", type=_positive, default=64, help="queued requests before 503")
     s.add_argument("--batch-window-ms", type=float, default=5.0, help="how long to wait for more requests to batch")
     s.add_argument("--max-pixels", type=_positive, default=4096 * 4096, help="largest mask, in pixels (413 above)")
     s.add_argument("--max-body-bytes", type=_positive, default=64 * 1024 * 1024, help="largest request body (413 above)")
+    s.add_argument("--pixel-budget", type=_positive, default=3 * 4096 * 4096,
+                   help="mask pixels in flight at once across requests (503 above; bounds memory)")  # fmt: skip
+    s.add_argument("--header-timeout", type=float, default=10.0,
+                   help="seconds a connection may take to send a request header (closed after)")  # fmt: skip
     model_args(s)
-
-    d = sub.add_parser("demo", help="pose a random phantom, draw its X-ray, compare with the phantom's own")
-    d.add_argument("--out", required=True, type=Path)
-    d.add_argument("--seed", type=int, help="random body/pose/camera seed (default: a fresh one, printed)")
-    d.add_argument("--size", type=_positive, default=256, help="image size in px (default 256)")
-    d.add_argument("--style", help="radiograph or dxa (default: the model's first style)")
-    model_args(d)
 
     sub.add_parser("train", help="train a model (python -m maskel.train --help)", add_help=False)
     sub.add_parser("eval", help="score checkpoints inside the body on a held-out set (maskel eval --help)", add_help=False)
-    sub.add_parser("mannequin", help="export the rest-pose mannequin JSON (--out FILE)", add_help=False)
     sub.add_parser("augment", help="draw synthetic X-ray samples from a DDPM (maskel augment --help)", add_help=False)
+    for name, text in PLUGGED.items():
+        sub.add_parser(name, help=text, add_help=False)
     return parser
 
 
@@ -91,9 +98,34 @@ def _delegate(command: str, argv: list[str]) -> int:
     try:
         module = importlib.import_module(DELEGATED[command])
     except ImportError as e:
-        extra = "render" if command == "mannequin" else "train"
-        raise MaskelError(f"'maskel {command}' needs the {extra} extras (pip install 'maskel[{extra}]'): {e}") from None
+        raise MaskelError(f"'maskel {command}' needs the train extras (pip install 'maskel[train]'): {e}") from None
     return int(module.main(argv) or 0)
+
+
+def _plugged(command: str, argv: list[str]) -> int:
+    plugins = load_plugins()
+    if command not in plugins.commands:
+        why = "; ".join(plugins.missing) or "no plugin provides it"
+        raise MaskelError(f"'maskel {command}' needs the render extras (pip install 'maskel[render]'): {why}")
+    _, main = plugins.commands[command]
+    try:
+        return int(main(argv) or 0)
+    except ImportError as e:
+        raise MaskelError(f"'maskel {command}' needs the render extras (pip install 'maskel[render]'): {e}") from None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from maskel.serve import run
+
+    if "--token" in sys.argv[1:] or any(a.startswith("--token=") for a in sys.argv[1:]):
+        print("maskel: warning: a --token on the command line is visible to other users (ps); "
+              "prefer the MASKEL_TOKEN environment variable", file=sys.stderr)  # fmt: skip
+    plugins = load_plugins()
+    return run(host=args.host, port=args.port, checkpoint=args.checkpoint, device=args.device, token=args.token,
+               max_batch=args.max_batch, queue_size=args.queue, max_pixels=args.max_pixels,
+               max_body_bytes=args.max_body_bytes, batch_window_s=args.batch_window_ms / 1000,
+               pixel_budget=args.pixel_budget, header_timeout_s=args.header_timeout,
+               mannequin=plugins.mannequin, skeleton=plugins.skeleton)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -101,17 +133,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv and argv[0] in DELEGATED:
             return _delegate(argv[0], argv[1:])
+        if argv and argv[0] in PLUGGED:
+            return _plugged(argv[0], argv[1:])
         args = build_parser().parse_args(argv)
         if args.command == "generate":
             return _generate(args)
         if args.command == "serve":
-            from maskel.serve import run
-
-            return run(host=args.host, port=args.port, checkpoint=args.checkpoint, device=args.device, token=args.token,
-                       max_batch=args.max_batch, queue_size=args.queue, max_pixels=args.max_pixels,
-                       max_body_bytes=args.max_body_bytes, batch_window_s=args.batch_window_ms / 1000)  # fmt: skip
-        if args.command == "demo":
-            return _demo(args)
+            return _serve(args)
         raise AssertionError(args.command)
     except MaskelError as e:
         _err(str(e))
@@ -119,19 +147,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("maskel: interrupted", file=sys.stderr)
         return 130
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from maskel.demo import run_demo
-
-    result = run_demo(args.out, seed=args.seed, size=args.size, style=args.style, checkpoint=args.checkpoint, device=args.device)
-    info: dict[str, Any] = result.summary()
-    print(f"demo seed {info['seed']}, style {info['style']}, model {info['model']} ({info['device']})")
-    for name, path in info["files"].items():
-        print(f"  {name:6s} {path}")
-    print("  timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in info["timings"].items()))
-    print(f"  mean abs error inside the body vs the phantom's X-ray: {info['mae_in_body']:.4f}")
-    return 0
 
 
 def expand_inputs(inputs: Sequence[str]) -> tuple[list[Path], list[str]]:
@@ -192,7 +207,7 @@ def _generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from maskel.imageio import load_mask, save_gray, save_u8
-    from maskel.infer import Predictor
+    from maskel.infer import Predictor, pose_array
 
     paths, errors = expand_inputs(args.inputs)
     for line in errors:
@@ -202,6 +217,12 @@ def _generate(args: argparse.Namespace) -> int:
     out_dir: Path = args.out
     if out_dir.exists() and not out_dir.is_dir():
         raise MaskelError(f"--out {out_dir} exists and is not a directory")
+    try:  # before the model loads: an unwritable --out is found in a second, not after the work
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(out_dir, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as e:
+        raise OutputError(f"--out {out_dir}: cannot write there ({e.strerror or e})") from None
     predictor = Predictor(args.checkpoint, device=args.device, max_batch=args.batch, sr=args.sr, sr_scale=args.sr_scale)
     predictor.style_index(args.style)
     targets: dict[Path, Path] = {}
@@ -225,7 +246,10 @@ def _generate(args: argparse.Namespace) -> int:
                 continue
             try:
                 mask = load_mask(path).mask
-                mask, pose = _resize_input(mask, read_joints(args.joints_dir, path), args.size)
+                pose = read_joints(args.joints_dir, path)
+                if pose is not None:
+                    pose_array(pose, mask.shape)  # a bad pose is this input's error, before any resizing
+                mask, pose = _resize_input(mask, pose, args.size)
             except MaskelError as e:
                 fail(path, str(e).removeprefix(f"{path}: "))
                 bar.update(1)

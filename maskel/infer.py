@@ -24,11 +24,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from maskel import MaskelError, __version__
+from maskel import __version__
 from maskel.data.framing import Frame, compute_frame, frame_joints, frame_mask, unframe_image
-from maskel.data.joints import joints_to_array
+from maskel.data.joints import joints_to_array, pose_size
 from maskel.data.posemap import render_limb_maps
 from maskel.defaults import find_checkpoint
+from maskel.errors import BadCheckpoint, BadJoints, MaskelError, UnknownStyle
+from maskel.imageio import require_silhouette
 from maskel.models.generator import LIMB_CHANNELS
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,27 @@ class Prediction:
     xray: np.ndarray  # float32 (H, W) in [0, 1], zero outside the dilated silhouette
     labels: np.ndarray | None  # uint8 (H, W) bone ids, 0 outside the silhouette; None if not asked/not available
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds (+ batch_size)
+
+
+@dataclass
+class Prepared:
+    """A checked mask framed for the model (``Predictor.prepare``)."""
+
+    mask: np.ndarray  # bool (H, W)
+    frame: Frame
+    model_mask: np.ndarray  # float32 (R, R)
+    limb_maps: np.ndarray | None  # float32 (LIMB_CHANNELS, R, R), or None without joints / pose channel
+    channel: int  # the style's output channel
+    prepare_ms: float = 0.0
+
+
+@dataclass
+class Drawn:
+    """The model's output for one prepared mask, at the model's resolution (``Predictor.forward``)."""
+
+    xray: np.ndarray  # float32 (R, R) in [0, 1]
+    labels: np.ndarray | None  # uint8 (R, R)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -81,7 +104,7 @@ def _autocast_dtype(dev: torch.device, dtype: str) -> torch.dtype | None:
 def refuse_pickle(weights: Path) -> None:
     """Never hand a pickled torch file to anything: refuse it by suffix and by its first bytes."""
     if weights.suffix.lower() in PICKLE_SUFFIXES:
-        raise MaskelError(
+        raise BadCheckpoint(
             f"{weights}: refusing a pickled torch file ({weights.suffix}); MaSkel loads only .safetensors + .json checkpoints"
         )
     with open(weights, "rb") as f:
@@ -90,9 +113,9 @@ def refuse_pickle(weights: Path) -> None:
     # 0x80 (a 9,600-byte header), so the pickle magic only counts where the JSON does not follow
     is_safetensors = len(head) == 9 and head[8:9] == b"{"
     if not is_safetensors and (head[:1] == b"\x80" or head[:4] == b"PK\x03\x04"):
-        raise MaskelError(f"{weights}: this is a pickle/zip torch file, not safetensors; refusing to unpickle it")
+        raise BadCheckpoint(f"{weights}: this is a pickle/zip torch file, not safetensors; refusing to unpickle it")
     if weights.suffix != ".safetensors":
-        raise MaskelError(f"{weights}: a checkpoint must be a .safetensors file (with its .json metadata)")
+        raise BadCheckpoint(f"{weights}: a checkpoint must be a .safetensors file (with its .json metadata)")
 
 
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -111,12 +134,10 @@ def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
 
 def pose_array(pose: dict[str, Any], shape: tuple[int, int]) -> np.ndarray:
     """Pose JSON -> (J, 4) array, checked against the (H, W) of the mask it belongs to."""
-    if not isinstance(pose, dict):
-        raise MaskelError("joints must be a pose JSON object")
     arr = joints_to_array(pose)
-    w, h = pose.get("width"), pose.get("height")
-    if (w is not None or h is not None) and (w, h) != (shape[1], shape[0]):
-        raise MaskelError(f"joints are for a {w}x{h} image but the mask is {shape[1]}x{shape[0]}")
+    size = pose_size(pose)
+    if size is not None and size != (shape[1], shape[0]):
+        raise BadJoints(f"joints are for a {size[0]}x{size[1]} image but the mask is {shape[1]}x{shape[0]}")
     return arr
 
 
@@ -149,7 +170,7 @@ class Predictor:
         except MaskelError:
             raise
         except Exception as e:  # a corrupt or mismatched file: one line, not a traceback
-            raise MaskelError(f"{self.checkpoint}: cannot load the generator ({type(e).__name__}: {e})") from None
+            raise BadCheckpoint(f"{self.checkpoint}: cannot load the generator ({type(e).__name__}: {e})") from None
         self.meta = meta
         self.model.eval()
         self.resolution: int = int(self.meta["resolution"])
@@ -195,7 +216,8 @@ class Predictor:
         if style is None:
             return 0
         if style not in self.styles:
-            raise MaskelError(f"unknown style {style!r}; this model draws: {', '.join(self.styles)}")
+            shown = style if len(style) <= 40 else style[:40] + "..."
+            raise UnknownStyle(f"unknown style {shown!r}; this model draws: {', '.join(self.styles)}")
         return self.styles.index(style)
 
     def _forward(self, masks: torch.Tensor, poses: torch.Tensor | None, labels: bool) -> dict[str, torch.Tensor]:
@@ -209,19 +231,55 @@ class Predictor:
                 out = self.model(masks, poses, labels=labels)
         return {k: v.float().cpu() for k, v in out.items() if v is not None}
 
-    def _prepare(self, mask: np.ndarray, pose: dict[str, Any] | None) -> tuple[Frame, np.ndarray, np.ndarray | None]:
-        mask = np.asarray(mask)
-        if mask.ndim != 2:
-            raise MaskelError(f"a mask must be a 2-D array, got shape {mask.shape}")
-        mask = mask.astype(bool)
-        if not mask.any():
-            raise MaskelError("the mask is empty (no body pixels)")
+    def prepare(self, mask: np.ndarray, pose: dict[str, Any] | None = None, style: str | None = None) -> Prepared:
+        """Check a boolean (H, W) mask (and its pose JSON, used only by a model with a pose channel)
+        and frame it at the model's resolution. Independent of the model's state: the server runs it
+        in the request's thread, so big masks are framed in parallel, not in the batcher."""
+        t0 = time.perf_counter()
+        channel = self.style_index(style)
+        mask = np.asarray(mask).astype(bool, copy=False)
+        require_silhouette(mask)
         frame = compute_frame(mask)
         m = frame_mask(mask, frame, self.resolution).astype(np.float32)
         p = None
         if self.pose_channel and pose is not None:
             p = render_limb_maps(frame_joints(pose_array(pose, mask.shape), frame, self.resolution), self.resolution)
-        return frame, m, p
+        return Prepared(mask, frame, m, p, channel, round((time.perf_counter() - t0) * 1000, 2))
+
+    def forward(self, prepared: Sequence[Prepared], seed: int = 0, labels: bool = False) -> list[Drawn]:
+        """The model on prepared masks, in batches of at most ``max_batch``, seeded once per call:
+        each mask's X-ray (its style's channel) and label ids at the model's resolution."""
+        drawn: list[Drawn] = []
+        for start in range(0, len(prepared), self.max_batch):
+            chunk = prepared[start : start + self.max_batch]
+            x = torch.from_numpy(np.stack([c.model_mask for c in chunk]))[:, None]
+            p = None
+            if any(c.limb_maps is not None for c in chunk):  # requests without joints get all-zero limb maps
+                zeros = np.zeros((LIMB_CHANNELS,) + x.shape[-2:], np.float32)
+                p = torch.from_numpy(np.stack([c.limb_maps if c.limb_maps is not None else zeros for c in chunk]))
+            t1 = time.perf_counter()
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                torch.manual_seed(seed)
+                out = self._forward(x, p, labels=labels and self.has_labels)
+            xray = out["xray"].clamp(0.0, 1.0).numpy()
+            if self.sr is not None:  # conditioned on each mask framed at the high resolution
+                hr = np.stack([frame_mask(c.mask, c.frame, self.sr.resolution) for c in chunk])
+                xray = self.sr.upsample(xray, hr, seed)
+            t_fwd = round((time.perf_counter() - t1) * 1000, 2)
+            lab = out["labels"].argmax(dim=1).to(torch.uint8).numpy() if labels and "labels" in out else None
+            for i, c in enumerate(chunk):
+                drawn.append(Drawn(xray[i, c.channel].copy(), lab[i].copy() if lab is not None else None,
+                                   {"forward_ms": t_fwd, "batch_size": len(chunk)}))  # fmt: skip
+        return drawn
+
+    def finish(self, prepared: Prepared, drawn: Drawn) -> Prediction:
+        """Back onto the mask's own frame, cut to the silhouette dilated by ``margin_px``."""
+        t2 = time.perf_counter()
+        img = unframe_image(drawn.xray, prepared.frame)
+        img *= dilate(prepared.mask, self.margin_px)  # in place: a 4096² frame is 64 MB a copy
+        lbl = unframe_image(drawn.labels, prepared.frame, nearest=True) * prepared.mask if drawn.labels is not None else None
+        timings = {"prepare_ms": prepared.prepare_ms, **drawn.timings, "unframe_ms": round((time.perf_counter() - t2) * 1000, 2)}
+        return Prediction(xray=img, labels=lbl.astype(np.uint8) if lbl is not None else None, timings=timings)
 
     def predict(
         self,
@@ -231,7 +289,8 @@ class Predictor:
         seed: int = 0,
         labels: bool = False,
     ) -> list[Prediction]:
-        """X-rays (and optionally bone labels) for boolean (H, W) masks, each at its own size.
+        """X-rays (and optionally bone labels) for boolean (H, W) masks, each at its own size
+        (``prepare``, ``forward``, ``finish`` in one call).
 
         ``style`` is one name for all masks or one per mask; None means the model's first style.
         ``joints`` (pose JSON per mask, or None) is used only when the model has a pose channel.
@@ -243,45 +302,7 @@ class Predictor:
         styles = [style] * n if style is None or isinstance(style, str) else list(style)
         if len(styles) != n:
             raise MaskelError(f"got {len(styles)} styles for {n} masks")
-        channels = [self.style_index(s) for s in styles]
-        t0 = time.perf_counter()
-        prepared = [self._prepare(m, joints[i] if joints is not None else None) for i, m in enumerate(masks)]
-        t_prep = (time.perf_counter() - t0) * 1000 / max(n, 1)
-        results: list[Prediction] = []
-        for start in range(0, n, self.max_batch):
-            chunk = prepared[start : start + self.max_batch]
-            x = torch.from_numpy(np.stack([c[1] for c in chunk]))[:, None]
-            p = None
-            if any(c[2] is not None for c in chunk):  # requests without joints get all-zero limb maps
-                zeros = np.zeros((LIMB_CHANNELS,) + x.shape[-2:], np.float32)
-                p = torch.from_numpy(np.stack([c[2] if c[2] is not None else zeros for c in chunk]))
-            t1 = time.perf_counter()
-            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-                torch.manual_seed(seed)
-                out = self._forward(x, p, labels=labels and self.has_labels)
-            t_fwd = (time.perf_counter() - t1) * 1000
-            xray = out["xray"].clamp(0.0, 1.0).numpy()
-            if self.sr is not None:
-                t3 = time.perf_counter()
-                hr = [frame_mask(np.asarray(masks[start + i]).astype(bool), c[0], self.sr.resolution) for i, c in enumerate(chunk)]
-                xray = self.sr.upsample(xray, np.stack(hr), seed)
-                t_fwd += (time.perf_counter() - t3) * 1000
-            lab = out["labels"].argmax(dim=1).to(torch.uint8).numpy() if labels and "labels" in out else None
-            for i, (frame, _, _) in enumerate(chunk):
-                t2 = time.perf_counter()
-                mask = np.asarray(masks[start + i]).astype(bool)
-                img = unframe_image(xray[i, channels[start + i]], frame) * dilate(mask, self.margin_px)
-                lbl = unframe_image(lab[i], frame, nearest=True) * mask if lab is not None else None
-                results.append(
-                    Prediction(
-                        xray=img.astype(np.float32),
-                        labels=lbl.astype(np.uint8) if lbl is not None else None,
-                        timings={
-                            "prepare_ms": round(t_prep, 2),
-                            "forward_ms": round(t_fwd, 2),
-                            "unframe_ms": round((time.perf_counter() - t2) * 1000, 2),
-                            "batch_size": len(chunk),
-                        },
-                    )
-                )
-        return results
+        for s in styles:
+            self.style_index(s)
+        prepared = [self.prepare(m, joints[i] if joints is not None else None, styles[i]) for i, m in enumerate(masks)]
+        return [self.finish(p, d) for p, d in zip(prepared, self.forward(prepared, seed, labels), strict=True)]

@@ -327,6 +327,9 @@ class Trainer:
         return make_meta(self.stage, self.cfg, self.step, metrics, self.data_summary)
 
     def save(self, metrics: dict[str, Any], best: bool) -> None:
+        # The state first: a kill at any point leaves no checkpoint newer than the state, so a
+        # directory with a checkpoint always resumes (check_run_dir relies on it).
+        save_state(self.out / "state", self.modules, self.optims, {"step": self.step, "best": self.best, "stage": self.stage, "seed": self.seed})
         tensors = self.model.state_dict()
         meta = self._meta(metrics)
         save_checkpoint(self.out / "last", tensors, meta)
@@ -338,7 +341,6 @@ class Trainer:
         for old in olds[: max(0, len(olds) - keep)]:
             for p in checkpoint_paths(old):
                 p.unlink(missing_ok=True)
-        save_state(self.out / "state", self.modules, self.optims, {"step": self.step, "best": self.best, "stage": self.stage, "seed": self.seed})
 
     def resume(self) -> None:
         st = checkpoint_paths(self.out / "state")[0]
@@ -350,6 +352,11 @@ class Trainer:
         self.step, self.best = int(extra["step"]), extra.get("best")
         if self.rt.main:
             self._truncate_metrics()
+
+    def start_fresh(self) -> None:
+        """Step 0: drop the metrics of an earlier start that was stopped before its first save."""
+        if self.rt.main:
+            (self.out / "metrics.jsonl").unlink(missing_ok=True)
 
     def _truncate_metrics(self) -> None:
         path = self.out / "metrics.jsonl"
@@ -429,6 +436,45 @@ class Trainer:
 
 # --- CLI -----------------------------------------------------------------------------------
 
+RUN_FILES = ("state", "last", "best")
+
+
+def run_artefacts(out: Path) -> list[Path]:
+    """The files of a run that a fresh start would overwrite: state, last, best, step-* checkpoints."""
+    if not out.is_dir():
+        return []
+    found = [p for name in RUN_FILES for p in checkpoint_paths(out / name) if p.exists()]
+    return found + sorted(out.glob("step-*.safetensors")) + sorted(out.glob("step-*.json"))
+
+
+def check_run_dir(out: Path, resume: bool, overwrite: bool, main_rank: bool) -> bool:
+    """Whether to resume. Refuses to start over an existing run unless ``overwrite`` (which removes
+    its checkpoints, state, metrics and sample grids); with ``resume`` and no state yet (stopped
+    before its first save) it starts from step 0."""
+    found = run_artefacts(out)
+    state = checkpoint_paths(out / "state")[0]
+    if resume and overwrite:
+        raise MaskelError("--resume and --overwrite contradict each other")
+    if resume:
+        if state.exists():
+            return True
+        if found:
+            raise MaskelError(f"--resume: {out} has checkpoints but no training state (state.safetensors); "
+                              "start again with --overwrite")  # fmt: skip
+        print(f"--resume: no training state in {out} yet (stopped before its first save); starting from step 0", file=sys.stderr)
+        return False
+    if found and not overwrite:
+        raise MaskelError(f"{out} already holds a training run ({', '.join(sorted({p.name for p in found})[:4])}...); "
+                          "continue it with --resume or start again with --overwrite")  # fmt: skip
+    if found and main_rank:
+        for p in found:
+            p.unlink(missing_ok=True)
+        (out / "metrics.jsonl").unlink(missing_ok=True)
+        for grid in (out / "samples").glob("step-*.png") if (out / "samples").is_dir() else ():
+            grid.unlink(missing_ok=True)
+    return False
+
+
 
 def resolve_config(cfg: dict[str, Any], data: PairedData, stage: str, stage1_meta: dict[str, Any] | None) -> dict[str, Any]:
     """Fill in what the data decides (styles, pose channel, label count); stage 2 takes the latent
@@ -450,7 +496,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--config", default="tiny", help=f"preset ({', '.join(presets())}) or a TOML file")
     ap.add_argument("--data", required=True, nargs="+", help="dataset directories (manifest.jsonl, or <i>/skeleton.png + label.png); several are trained on as one")
     ap.add_argument("--out", help="output directory (default runs/<stage>-<config>)")
-    ap.add_argument("--resume", action="store_true", help="continue from <out>/state.safetensors")
+    ap.add_argument("--resume", action="store_true", help="continue from <out>/state.safetensors (from step 0 if none was saved yet)")
+    ap.add_argument("--overwrite", action="store_true", help="start again in an <out> that holds a run (its checkpoints are deleted)")
     ap.add_argument("--stage1", help="stage-1 checkpoint (required for stage2)")
     ap.add_argument("--augmented", nargs="+", help="stage1: also pre-train on these `maskel augment` folders (default: [stage1] augmented)")
     ap.add_argument("--steps", type=int, help="override the preset's step count")
@@ -523,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out = args.out or f"runs/{args.stage}-{cfg['name']}"
         if args.stage == "stage1":  # real + diffusion-augmented X-rays (maskel.diffusion.augment)
             args.data = list(args.data) + list(args.augmented or cfg["stage1"].get("augmented", []))
+        resume = check_run_dir(Path(args.out), args.resume, args.overwrite, int(os.environ.get("RANK", "0")) == 0)
         needs_stage1 = float(cfg["stage2"]["loss"].get("latent", 0)) > 0 or bool(cfg["generator"].get("quantize", True))
         if args.stage == "stage2" and needs_stage1 and not args.stage1:
             raise MaskelError("stage2 needs --stage1 <stage-1 checkpoint> (its latent is the target; only a config with latent = 0 and quantize = false trains without)")
@@ -537,8 +585,10 @@ def main(argv: list[str] | None = None) -> int:
         data = load_paired_many(args.data, int(cfg["resolution"]), progress=rt.main, hold_out=hold_out)
         cfg = resolve_config(cfg, data, args.stage, stage1_meta)
         trainer = Trainer(args.stage, cfg, data, args, rt)
-        if args.resume:
+        if resume:
             trainer.resume()
+        else:
+            trainer.start_fresh()
         return trainer.run()
     except MaskelError as e:
         print(f"error: {e}", file=sys.stderr)

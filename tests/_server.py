@@ -62,14 +62,13 @@ def start_server(
 ) -> Iterator[Server]:
     port = free_port(host)
     args = [sys.executable, "-m", "maskel", "serve", "--checkpoint", str(checkpoint), "--host", host, "--port", str(port)]
-    if token:
-        args += ["--token", token]
     args += list(extra_args)
+    env = {**(env or {}), **({"MASKEL_TOKEN": token} if token else {})}  # not --token: it would show in ps
     fd, log_name = tempfile.mkstemp(prefix="maskel-serve-", suffix=".log")
     os.close(fd)
     log_path = Path(log_name)
     with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(args, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        proc = subprocess.Popen(args, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, **env})
     server = Server(url=f"http://{host}:{port}", proc=proc, log_path=log_path, token=token)
     try:
         deadline = time.monotonic() + startup_timeout

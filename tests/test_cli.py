@@ -145,3 +145,59 @@ def test_ctrl_c_exits_130_without_a_traceback(tiny_checkpoint: Path, tmp_path: P
     assert proc.wait(60) == 130
     assert "interrupted" in rest and "Traceback" not in seen + rest
     assert len(list((tmp_path / "out").glob("*.png"))) < 200
+
+
+def _tampered(tiny_checkpoint: Path, out: Path, meta_change=None, tensor_change=None) -> Path:
+    """A copy of the tiny checkpoint with its metadata (embedded and sidecar) or weights changed."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(tiny_checkpoint))
+    with safe_open(str(tiny_checkpoint), framework="pt") as f:
+        meta = json.loads(f.metadata()["maskel_meta"])
+    if meta_change:
+        meta_change(meta)
+    if tensor_change:
+        tensor_change(tensors)
+    save_file(tensors, str(out), metadata={"maskel_meta": json.dumps(meta)})
+    out.with_suffix(".json").write_text(json.dumps(meta))
+    return out
+
+
+def test_unwritable_out_and_bad_checkpoints_are_one_line(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    save_mask(tmp_path / "a.png", body_mask(40, 40))
+    proc = maskel("generate", str(tmp_path / "a.png"), "--out", "/proc/x", "--checkpoint", str(tiny_checkpoint))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "/proc/x" in proc.stderr
+
+    def huge(meta: dict) -> None:
+        meta["resolution"] = meta["config"]["resolution"] = 100000
+
+    def flipped(meta: dict) -> None:
+        meta["pose_channel"] = not meta["pose_channel"]
+
+    def nan(tensors: dict) -> None:
+        key = next(k for k, v in tensors.items() if v.is_floating_point() and v.numel() > 1)
+        tensors[key] = tensors[key].clone()
+        tensors[key].view(-1)[0] = float("nan")
+
+    cases = {
+        "resolution": _tampered(tiny_checkpoint, tmp_path / "huge.safetensors", meta_change=huge),
+        "pose_channel": _tampered(tiny_checkpoint, tmp_path / "flip.safetensors", meta_change=flipped),
+        "NaN": _tampered(tiny_checkpoint, tmp_path / "nan.safetensors", tensor_change=nan),
+    }
+    for expect, ckpt in cases.items():
+        proc = maskel("generate", str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), "--checkpoint", str(ckpt), timeout=120)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and expect in lines[0], proc.stderr
+
+
+def test_a_bad_pose_file_fails_that_input_only(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    src, joints = tmp_path / "frames", tmp_path / "joints"
+    for name in ("a", "b"):
+        save_mask(src / f"{name}.png", body_mask(40, 40))
+    joints.mkdir()
+    (joints / "a.json").write_text(json.dumps({"joints": [{"name": "pelvis", "x": True, "y": 3}]}))
+    proc = maskel("generate", str(src), "--out", str(tmp_path / "o"), "--joints-dir", str(joints), "--checkpoint", str(tiny_checkpoint))
+    assert proc.returncode == 1 and "a.png" in proc.stderr and "x must be a number" in proc.stderr, proc.stderr
+    assert (tmp_path / "o" / "b.png").is_file() and not (tmp_path / "o" / "a.png").exists()

@@ -208,14 +208,14 @@ def test_token_limits_and_queue(tiny_checkpoint: Path) -> None:
 
 def test_graceful_shutdown_finishes_in_flight_requests(tiny_checkpoint: Path) -> None:
     big = mask_b64(body_mask(2400, 2400))
-    with start_server(tiny_checkpoint) as server:
+    with start_server(tiny_checkpoint, "--batch-window-ms", "3000") as server:  # a job waits 3 s in the batcher
         with ThreadPoolExecutor(1) as pool:
             future = pool.submit(httpx.post, server.url + "/v1/xray", json={"mask": big}, timeout=120)
-            time.sleep(0.3)  # the request takes well over a second: it is in flight now
+            time.sleep(1.5)  # it is in flight now, even on a loaded machine
             server.proc.send_signal(signal.SIGTERM)
             r = future.result()
         assert r.status_code == 200 and r.json()["width"] == 2400
-        assert server.proc.wait(60) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled
+        assert server.proc.wait(60) == 0  # as serve.run documents (uvicorn alone re-raises the signal: 143)
         log = server.log()
     assert "Finished server process" in log
 

@@ -175,8 +175,49 @@ def test_stage1_checkpoint_of_wrong_stage_or_resolution(work: dict[str, Path], t
     _one_line_error(capsys, [*base, "--stage1", str(tmp_path / "nope.safetensors")], "checkpoint not found")
 
 
-def test_resume_without_state(work: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture):
-    _one_line_error(capsys, ["stage1", "--data", str(work["data"]), "--out", str(tmp_path / "o"), "--resume"], "no training state")
+def test_a_finished_run_is_never_overwritten_by_a_rerun(work: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture):
+    out = tmp_path / "run"
+    base = ["stage1", "--data", str(work["data"]), "--out", str(out), "--steps", "3"]
+    assert main(base) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    capsys.readouterr()
+    _one_line_error(capsys, base, "already holds a training run")
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert main([*base, "--overwrite"]) == 0
+    steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines() if '"train"' in x]
+    assert steps == sorted(set(steps)) and steps[-1] == 3, "metrics.jsonl was duplicated"
+    capsys.readouterr()
+    _one_line_error(capsys, [*base, "--resume", "--overwrite"], "contradict")
+
+
+def test_a_run_stopped_before_its_first_save_resumes(work: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture):
+    """What a kill before the first state save leaves (a log line, no state): both the recipe's plain
+    rerun and --resume start from step 0 (this refused before)."""
+    for flags in ([], ["--resume"]):
+        out = tmp_path / f"stopped{len(flags)}"
+        out.mkdir()
+        (out / "metrics.jsonl").write_text(json.dumps({"step": 1, "kind": "train", "loss": 1.0}) + "\n")
+        assert main(["stage1", "--data", str(work["data"]), "--out", str(out), "--steps", "2", *flags]) == 0
+        steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines() if '"train"' in x]
+        assert json.loads((out / "state.json").read_text())["extra"]["step"] == 2 and steps == sorted(set(steps))
+
+
+def test_sigkill_right_after_the_first_save_resumes(work: dict[str, Path]):
+    """The state is written before the checkpoints, so a directory with a checkpoint always has a
+    state at least as new: kill the run as soon as anything was saved, and --resume continues."""
+    out = work["root"] / "kill-first-save"
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    args = ["stage1", "--data", str(work["data"]), "--out", str(out), "--steps", "12"]
+    proc = subprocess.Popen([sys.executable, "-m", "maskel.train", *args], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and not any(out.glob("*.safetensors")):
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (out / "state.safetensors").exists() or not any(out.glob("*.safetensors"))
+    _ok(run_train(*args, "--resume"))
+    assert json.loads((out / "last.json").read_text())["step"] == 12
 
 
 def test_ctrl_c_saves_state_and_exits_cleanly(work: dict[str, Path]):

@@ -18,13 +18,26 @@ START_HINT = (
 )
 
 
-class ServerError(Exception):
-    """A failure talking to the server, with a message fit to show the user as-is."""
+# The add-on's own codes (the server's are maskel.errors' and arrive in ServerError.code as sent).
+BAD_URL, UNREACHABLE, TIMEOUT, BAD_REPLY, NOT_MASKEL = "bad_url", "unreachable", "timeout", "bad_reply", "not_maskel"
+CONFIG, DIED = "config", "died"
+SERVER_GONE = frozenset({UNREACHABLE, TIMEOUT})
+"""Codes after which a batch stops instead of waiting on every remaining frame."""
 
-    def __init__(self, message: str, code: str = "error", status: int | None = None):
+
+class AddonError(Exception):
+    """The add-on's one error base: a message fit to show the user as-is, and a named code."""
+
+    default_code = "error"
+
+    def __init__(self, message: str, code: str | None = None, status: int | None = None):
         super().__init__(message)
-        self.code = code
+        self.code = code or self.default_code
         self.status = status
+
+
+class ServerError(AddonError):
+    """A failure talking to the server (code: one of the above, or the server's error code)."""
 
 
 @dataclass
@@ -49,7 +62,7 @@ class MaskelClient:
         url = (url or "").strip().rstrip("/")
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ServerError(f"bad server URL {url!r} (expected e.g. http://127.0.0.1:8765)", "bad_url")
+            raise ServerError(f"bad server URL {url!r} (expected e.g. http://127.0.0.1:8765)", BAD_URL)
         self.url = url
         self.timeout = float(timeout)
         self.token = token or None
@@ -78,16 +91,16 @@ class MaskelClient:
                 raise ServerError(
                     f"the MaSkel server at {self.url} did not answer within {wait:g} s "
                     "(raise the timeout in the add-on preferences, or use a lower resolution)",
-                    "timeout",
+                    TIMEOUT,
                 ) from None
             raise ServerError(
                 f"no MaSkel server at {self.url} ({_reason_text(reason)}); " + START_HINT.format(port=self._port()),
-                "unreachable",
+                UNREACHABLE,
             ) from None
         try:
             return json.loads(raw)
         except ValueError:
-            raise ServerError(f"{self.url}{path} did not return JSON (is this a MaSkel server?)", "bad_reply") from None
+            raise ServerError(f"{self.url}{path} did not return JSON (is this a MaSkel server?)", BAD_REPLY) from None
 
     def _http_error(self, e: urllib.error.HTTPError) -> ServerError:
         try:
@@ -101,7 +114,7 @@ class MaskelClient:
             # some other program listening on this port.
             return ServerError(
                 f"another server answered at {self.url} (HTTP {e.code} {e.reason}), not a MaSkel server; "
-                "check the server URL and port in the add-on preferences", "not_maskel", e.code,
+                "check the server URL and port in the add-on preferences", NOT_MASKEL, e.code,
             )  # fmt: skip
         code = str(payload.get("error") or f"http_{e.code}")
         message = payload.get("message") or payload.get("detail") or e.reason or "no details"
@@ -124,14 +137,14 @@ class MaskelClient:
         """GET /v1/mannequin -> the rest-pose mannequin JSON (format maskel-mannequin/1)."""
         data = self._request("GET", "/v1/mannequin")
         if data.get("format") != "maskel-mannequin/1":
-            raise ServerError(f"unexpected mannequin format {data.get('format')!r}", "bad_reply")
+            raise ServerError(f"unexpected mannequin format {data.get('format')!r}", BAD_REPLY)
         return data
 
     def skeleton(self, joints: dict[str, tuple[float, float, float]]) -> dict:
         """POST /v1/skeleton: rest-pose joints (world) -> the phantom's bones fitted to them (maskel-skeleton/1)."""
         data = self._request("POST", "/v1/skeleton", {"joints": {k: [float(c) for c in v] for k, v in joints.items()}})
         if data.get("format") != "maskel-skeleton/1" or not isinstance(data.get("bones"), list):
-            raise ServerError(f"unexpected skeleton format {data.get('format')!r}", "bad_reply")
+            raise ServerError(f"unexpected skeleton format {data.get('format')!r}", BAD_REPLY)
         return data
 
     def xray(self, mask_png: bytes, joints: dict | None = None, style: str = "radiograph", seed: int = 0,
@@ -152,10 +165,10 @@ class MaskelClient:
             )  # fmt: skip
             w, h = png_size(xray)
         except (KeyError, TypeError, ValueError) as e:
-            raise ServerError(f"the server's X-ray reply is malformed ({e})", "bad_reply") from None
+            raise ServerError(f"the server's X-ray reply is malformed ({e})", BAD_REPLY) from None
         mw, mh = png_size(mask_png)
         if (w, h) != (mw, mh):
-            raise ServerError(f"the server returned a {w}x{h} X-ray for a {mw}x{mh} mask", "bad_reply")
+            raise ServerError(f"the server returned a {w}x{h} X-ray for a {mw}x{mh} mask", BAD_REPLY)
         result.width, result.height = w, h
         return result
 

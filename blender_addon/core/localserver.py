@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .client import MaskelClient, ServerError
+from .client import CONFIG, DIED, TIMEOUT, MaskelClient, ServerError
 
 
 def free_port() -> int:
@@ -45,9 +45,9 @@ class LocalServer:
     def start(self, wait: float = 120.0) -> dict:
         """Launch and health-poll; returns the health JSON. Raises ServerError with the log's last line."""
         if not self.python or not Path(self.python).is_file():
-            raise ServerError(f"Python interpreter {self.python!r} not found (set it in the add-on preferences)", "config")
+            raise ServerError(f"Python interpreter {self.python!r} not found (set it in the add-on preferences)", CONFIG)
         if self.checkpoint and not Path(self.checkpoint).is_file():
-            raise ServerError(f"checkpoint {self.checkpoint!r} not found", "config")
+            raise ServerError(f"checkpoint {self.checkpoint!r} not found", CONFIG)
         env = dict(os.environ)
         if self.token:
             env["MASKEL_TOKEN"] = self.token
@@ -60,13 +60,13 @@ class LocalServer:
             if self.proc.poll() is not None:
                 tail = self.log_tail()
                 self.stop()
-                raise ServerError(f"the local MaSkel server exited with code {self.proc.returncode}: {tail}", "died")
+                raise ServerError(f"the local MaSkel server exited with code {self.proc.returncode}: {tail}", DIED)
             try:
                 return client.health(timeout=2.0)
             except ServerError:
                 time.sleep(0.25)
         self.stop()
-        raise ServerError(f"the local MaSkel server did not become healthy within {wait:g} s", "timeout")
+        raise ServerError(f"the local MaSkel server did not become healthy within {wait:g} s", TIMEOUT)
 
     def log_tail(self) -> str:
         if not self.log_path or not Path(self.log_path).is_file():

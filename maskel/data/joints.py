@@ -9,11 +9,12 @@ metres (larger = farther). Joints may be missing; unknown names are an input err
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
 
-from maskel import MaskelError
+from maskel.errors import BadJoints
 
 CANONICAL_JOINTS: tuple[str, ...] = (
     "pelvis", "spine", "chest", "neck", "head", "head_top",
@@ -24,6 +25,11 @@ CANONICAL_JOINTS: tuple[str, ...] = (
 )  # fmt: skip
 
 JOINT_INDEX = {name: i for i, name in enumerate(CANONICAL_JOINTS)}
+MAX_JOINTS = 64
+"""Most joint entries a pose may list (the canonical set has 22; the rest leaves room for repeats)."""
+MAX_COORD = 1.0e6
+"""Largest |x|, |y| (pixels) or |depth| (metres) accepted: finite in float32 with room to spare."""
+MAX_IMAGE_SIDE = 65536
 
 # (parent, child, group): group 0 = trunk/head, 1 = character's left limbs, 2 = right limbs.
 LIMBS: tuple[tuple[str, str, int], ...] = (
@@ -40,24 +46,55 @@ LIMBS: tuple[tuple[str, str, int], ...] = (
 )  # fmt: skip
 
 
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise BadJoints(f"{what} must be a number, got {type(value).__name__}")
+    if not (abs(value) <= MAX_COORD):  # also False for NaN
+        raise BadJoints(f"{what} must be finite and within +-{MAX_COORD:g}, got {value!r}")
+    return float(value)
+
+
+def pose_size(pose: dict[str, Any]) -> tuple[int, int] | None:
+    """The pose's (width, height), when it states one; BadJoints unless both are positive integers."""
+    w, h = pose.get("width"), pose.get("height")
+    if w is None and h is None:
+        return None
+    for name, v in (("width", w), ("height", h)):
+        if isinstance(v, bool | np.bool_) or not isinstance(v, numbers.Integral) or not 1 <= v <= MAX_IMAGE_SIDE:
+            raise BadJoints(f"joints {name} must be an integer from 1 to {MAX_IMAGE_SIDE}, got {v!r}")
+    return int(w), int(h)
+
+
 def joints_to_array(pose: dict[str, Any]) -> np.ndarray:
     """Pose JSON -> float32 array (J, 4): x, y, depth, visible (0/1); missing joints are all-zero rows.
 
-    Raises MaskelError on unknown names or non-finite coordinates.
+    Raises BadJoints on unknown names, wrong types (``"x": true``, ``"visible": "no"``), values out of
+    range or non-finite, and on more than MAX_JOINTS entries.
     """
+    if not isinstance(pose, dict):
+        raise BadJoints("joints must be a pose JSON object")
+    items = pose.get("joints")
+    if not isinstance(items, list):
+        raise BadJoints("joints must have a 'joints' list")
+    if len(items) > MAX_JOINTS:
+        raise BadJoints(f"{len(items)} joints listed; at most {MAX_JOINTS}")
     out = np.zeros((len(CANONICAL_JOINTS), 4), dtype=np.float32)
-    try:
-        items = pose["joints"]
-        for j in items:
-            name = j["name"]
-            if name not in JOINT_INDEX:
-                raise MaskelError(f"unknown joint name {name!r} (expected one of the canonical set)")
-            row = [float(j["x"]), float(j["y"]), float(j.get("depth", 0.0)), 1.0 if j.get("visible", True) else 0.0]
-            if not np.all(np.isfinite(row)):
-                raise MaskelError(f"joint {name!r} has a non-finite coordinate")
-            out[JOINT_INDEX[name]] = row
-    except (KeyError, TypeError, ValueError) as e:
-        raise MaskelError(f"malformed joints: {e!r}") from None
+    for j in items:
+        if not isinstance(j, dict) or "name" not in j:
+            raise BadJoints("each joint must be an object with a 'name'")
+        name = j["name"]
+        if not isinstance(name, str) or name not in JOINT_INDEX:
+            raise BadJoints(f"unknown joint name {str(name)[:40]!r} (expected one of the canonical set)")
+        for key in ("x", "y"):
+            if key not in j:
+                raise BadJoints(f"joint {name!r} has no {key!r}")
+        visible = j.get("visible", True)
+        if not isinstance(visible, bool | np.bool_):
+            raise BadJoints(f"joint {name!r}: visible must be true or false, got {type(visible).__name__}")
+        out[JOINT_INDEX[name]] = [
+            _number(j["x"], f"joint {name!r} x"), _number(j["y"], f"joint {name!r} y"),
+            _number(j.get("depth", 0.0), f"joint {name!r} depth"), 1.0 if visible else 0.0,
+        ]  # fmt: skip
     return out
 
 

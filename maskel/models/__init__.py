@@ -8,17 +8,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from maskel import MaskelError
 from maskel.checkpoint import load_checkpoint
+from maskel.errors import BadCheckpoint
 from maskel.models.generator import MaskelGenerator, build_generator
 from maskel.models.mae import XrayMAE, build_mae
 
 
 def _load_into(module: nn.Module, tensors: dict[str, torch.Tensor], where: str) -> None:
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise BadCheckpoint(f"{where}: {len(bad)} weight tensor(s) hold NaN or infinity (first: {bad[0]})")
     try:
         module.load_state_dict(tensors)
     except RuntimeError as e:
-        raise MaskelError(f"{where}: weights do not match the model in its metadata ({str(e).splitlines()[0]})") from None
+        raise BadCheckpoint(f"{where}: weights do not match the model in its metadata ({str(e).splitlines()[0]})") from None
 
 
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[MaskelGenerator, dict[str, Any]]:

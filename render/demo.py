@@ -1,4 +1,4 @@
-"""``maskel demo``: the main job end to end without Blender or a server.
+"""``maskel demo`` (plugged in by render.plugin): the main job end to end without Blender or a server.
 
 A fresh random phantom (body, pose, camera) is rendered by render.dataset.generate_sample; its
 silhouette and 2D joints go through the Predictor; the prediction is written beside the
@@ -8,7 +8,9 @@ truth) for people to look at.
 
 from __future__ import annotations
 
+import argparse
 import secrets
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,7 @@ import numpy as np
 from maskel import MaskelError
 from maskel.imageio import save_gray, save_mask, save_u8
 from maskel.infer import Predictor
+from render.dataset import generate_sample
 
 SHEET_GAP = 4  # px of grey between the panels
 
@@ -66,10 +69,6 @@ def run_demo(
     predictor = Predictor(checkpoint, device=device)
     name = predictor.styles[predictor.style_index(style)]
     t1 = time.perf_counter()
-    try:
-        from render.dataset import generate_sample
-    except ImportError as e:
-        raise MaskelError(f"the demo renders a phantom and needs the render extras (pip install 'maskel[render]'): {e}") from None
     seed = secrets.randbelow(2**31) if seed is None else seed
     try:
         sample = generate_sample(0, seed, size)
@@ -95,3 +94,26 @@ def run_demo(
         timings={"load_model": t1 - t0, "render_phantom": t2 - t1, "predict": t3 - t2, "write": t4 - t3},
         mae_in_body=mae,
     )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="maskel demo", description="Pose a random phantom, draw its X-ray, compare with the phantom's own.")
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--seed", type=int, help="random body/pose/camera seed (default: a fresh one, printed)")
+    ap.add_argument("--size", type=int, default=256, help="image size in px (default 256)")
+    ap.add_argument("--style", help="radiograph or dxa (default: the model's first style)")
+    ap.add_argument("--checkpoint", help="stage-2 .safetensors (default: $MASKEL_CHECKPOINT, the cache, the packaged model)")
+    ap.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
+    args = ap.parse_args(argv)
+    result = run_demo(args.out, seed=args.seed, size=args.size, style=args.style, checkpoint=args.checkpoint, device=args.device)
+    info: dict[str, Any] = result.summary()
+    print(f"demo seed {info['seed']}, style {info['style']}, model {info['model']} ({info['device']})")
+    for name, path in info["files"].items():
+        print(f"  {name:6s} {path}")
+    print("  timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in info["timings"].items()))
+    print(f"  mean abs error inside the body vs the phantom's X-ray: {info['mae_in_body']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -42,13 +42,19 @@ from scipy.ndimage import binary_dilation
 from maskel import MaskelError
 from maskel.atomic import atomic_write_json
 from maskel.data.joints import CANONICAL_JOINTS, array_to_joints
-from maskel.data.manifest import FILE_KEYS, LABELS, append_record, load_part, merge_manifests
+from maskel.data.manifest import (
+    FILE_KEYS,
+    LABELS,
+    STYLES,
+    append_record,
+    load_part,
+    merge_manifests,
+)
 from maskel.data.posemap import render_pose_map
 from maskel.imageio import save_gray, save_mask, save_u8
 from render.drr import DrrScene
 from render.physics import Physics, parse_physics, pixel_mm_at, realistic_radiograph
 
-STYLES = ["radiograph", "dxa"]
 META = "dataset.json"
 MAX_SIZE = 2048
 BODY_GROUP = 4
@@ -246,7 +252,7 @@ def part_path(root: Path, shard: int, shards: int) -> Path:
 
 def dataset_meta(n: int, size: int, seed: int, physics: Physics | None = None, fat: bool = DEFAULT_FAT) -> dict:
     """What dataset.json records: the arguments that decide every sample's content."""
-    return {"format": "maskel-dataset/1", "n": n, "size": size, "seed": seed, "styles": STYLES,
+    return {"format": "maskel-dataset/1", "n": n, "size": size, "seed": seed, "styles": list(STYLES),
             "phantom": {"version": PHANTOM_VERSION, "fat_layer": bool(fat)},
             "physics": {"mode": "clean"} if physics is None else physics.to_json()}  # fmt: skip
 

@@ -23,7 +23,7 @@ from maskel import MaskelError
 from maskel.data.augment import AugmentConfig, augment_sample, mirror_label_table
 from maskel.data.framing import compute_frame, frame_image, frame_joints, frame_mask
 from maskel.data.joints import joints_to_array
-from maskel.data.manifest import read_manifest
+from maskel.data.manifest import STYLES, read_manifest
 from maskel.data.posemap import render_limb_maps
 from maskel.imageio import load_gray, load_labels, load_mask
 
@@ -123,7 +123,7 @@ def _manifest_refs(root: Path) -> tuple[list[SampleRef], list[str], dict[int, st
     refs = []
     for rec in records:
         files = rec["files"]
-        rec_styles = [s for s in rec.get("styles", ["radiograph", "dxa"]) if s in files]
+        rec_styles = [s for s in rec.get("styles", STYLES) if s in files]
         if styles is None:
             styles = rec_styles
         elif rec_styles != styles:

@@ -23,7 +23,10 @@ from maskel.atomic import atomic_write_bytes
 
 MANIFEST = "manifest.jsonl"
 LABELS = "labels.json"
-FILE_KEYS = ("mask", "radiograph", "dxa", "labels", "joints", "pose_map")
+STYLES = ("radiograph", "dxa")
+"""The X-ray styles a phantom dataset carries, in channel order (a sample record without its own
+``styles`` list has these)."""
+FILE_KEYS = ("mask", *STYLES, "labels", "joints", "pose_map")
 _FIELDS: dict[str, type | tuple[type, ...]] = {
     "id": str, "index": int, "seed": int, "size": int, "files": dict,
     "body": dict, "pose": dict, "camera": dict, "styles": list,

@@ -160,9 +160,10 @@ class Trainer:
         self.train_idx, self.val_idx = split_indices(ids, float(cfg["data"]["val_fraction"]))
         aug = AugmentConfig.from_config(cfg["data"].get("augment"))
         crop = self.scfg.get("crop")
-        self.view = TrainView(data, self.train_idx, self.seed, aug, int(cfg["resolution"]), int(crop) if crop else None)
+        limbs = stage == "stage2" and bool(cfg["pose_channel"])  # stage 1 and mask-only models never read them
+        self.view = TrainView(data, self.train_idx, self.seed, aug, int(cfg["resolution"]), int(crop) if crop else None, limbs)
         val_limit = int(cfg["data"].get("val_limit", 0)) or None  # whole frames are slow to score on a CPU
-        self.val_view = TrainView(data, self.val_idx[:val_limit], self.seed, None, int(cfg["resolution"]))
+        self.val_view = TrainView(data, self.val_idx[:val_limit], self.seed, None, int(cfg["resolution"]), limbs=limbs)
         self.batch = int(self.scfg["batch_size"]) // rt.world
         if self.batch < 1:
             raise MaskelError(f"batch_size {self.scfg['batch_size']} is smaller than the {rt.world} processes")

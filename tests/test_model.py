@@ -360,3 +360,19 @@ def test_radiograph_from_dxa_composes_bone_into_the_radiograph(tmp_path: Path):
         assert torch.allclose(loaded(batch["mask"], batch["pose"])["xray"], gen.eval()(batch["mask"], batch["pose"])["xray"], atol=1e-6)
     with pytest.raises(ValueError, match="both the radiograph and dxa"):
         build_generator({**tiny_cfg(styles=("dxa",)), "generator": cfg["generator"]})
+
+
+def test_limb_maps_drawn_in_the_crop_equal_the_whole_frame_cropped(tmp_path: Path):
+    data = load_paired(write_manifest_dataset(tmp_path / "d", n=6, size=40), 32, progress=False)
+    idx = list(range(len(data.samples)))
+    whole, cropped = TrainView(data, idx, 1, None, 32), TrainView(data, idx, 1, None, 32, crop=16)
+    drawn = 0.0
+    for i in idx:
+        c = cropped[i]
+        drawn = max(drawn, float(c["pose"].max()))
+        rng = np.random.default_rng([1, 0, i])  # the window TrainView drew for sample i
+        rows, cols = cropped._crop_window(rng, data.samples[i].mask.astype(np.float32))
+        assert torch.equal(c["pose"], whole[i]["pose"][:, rows, cols])
+    assert drawn > 0  # the windows hold limbs, so the comparison is not of empty maps
+    bare = TrainView(data, idx, 1, None, 32, crop=16, limbs=False)[0]
+    assert bare["pose"].shape == (0, 16, 16) and bare["mask"].shape == (1, 16, 16)

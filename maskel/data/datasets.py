@@ -24,7 +24,7 @@ from maskel.data.augment import AugmentConfig, augment_sample, mirror_label_tabl
 from maskel.data.framing import compute_frame, frame_image, frame_joints, frame_mask
 from maskel.data.joints import joints_to_array
 from maskel.data.manifest import STYLES, read_manifest
-from maskel.data.posemap import render_limb_maps
+from maskel.data.posemap import default_radius, render_limb_maps
 from maskel.imageio import load_gray, load_labels, load_mask
 
 UPSTREAM_STYLE = "dxa"
@@ -261,15 +261,18 @@ CROP_ALIGN = 8
 
 
 class TrainView(torch.utils.data.Dataset):
-    """Tensors for the model: mask (1,R,R), pose (L,R,R) limb maps (all zeros without joints),
-    xray (S,R,R), labels (R,R) int64 (all zeros when the data has none). Augmented when
-    ``augment`` is given; cut to a ``crop`` x ``crop`` window around a random body pixel when
-    ``crop`` is given (the models are fully convolutional). Call set_epoch per epoch."""
+    """Tensors for the model: mask (1,R,R), pose (L,R,R) limb maps (all zeros without joints;
+    (0,R,R) when ``limbs`` is false: nothing reads them), xray (S,R,R), labels (R,R) int64 (all
+    zeros when the data has none). Augmented when ``augment`` is given; cut to a ``crop`` x
+    ``crop`` window around a random body pixel when ``crop`` is given (the models are fully
+    convolutional; the limb maps are drawn in that window only). Call set_epoch per epoch."""
 
     def __init__(
-        self, data: PairedData, indices: list[int], seed: int, augment: AugmentConfig | None, resolution: int, crop: int | None = None
-    ):
+        self, data: PairedData, indices: list[int], seed: int, augment: AugmentConfig | None, resolution: int,
+        crop: int | None = None, limbs: bool = True,
+    ):  # fmt: skip
         self.data, self.indices, self.seed, self.augment, self.resolution = data, indices, seed, augment, resolution
+        self.limbs = limbs
         if crop is not None and (crop > resolution or crop % CROP_ALIGN):
             raise MaskelError(f"crop {crop} must be a multiple of {CROP_ALIGN} and at most the resolution {resolution}")
         self.crop = crop if crop != resolution else None
@@ -300,10 +303,18 @@ class TrainView(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, self.indices[i]])
         if self.augment is not None:
             mask, xray, labels, joints = augment_sample(rng, self.augment, mask, xray, labels, joints, self.mirror)
-        pose = render_limb_maps(joints, self.resolution)
+        rows = cols = slice(None)
         if self.crop is not None:
             rows, cols = self._crop_window(rng, mask)
-            mask, xray, labels, pose = mask[rows, cols], xray[:, rows, cols], labels[rows, cols], pose[:, rows, cols]
+            mask, xray, labels = mask[rows, cols], xray[:, rows, cols], labels[rows, cols]
+        if not self.limbs:
+            pose = np.zeros((0, *mask.shape), np.float32)
+        else:  # drawn in the window: joints shifted to it, the whole frame's segment radius
+            if joints is not None and self.crop is not None:
+                joints, present = joints.copy(), np.any(joints != 0, axis=1)  # absent rows stay all zeros
+                joints[present, 0] -= cols.start
+                joints[present, 1] -= rows.start
+            pose = render_limb_maps(joints, mask.shape, default_radius(self.resolution, self.resolution))
         return {
             "mask": torch.from_numpy(np.ascontiguousarray(mask[None])),
             "pose": torch.from_numpy(np.ascontiguousarray(pose, dtype=np.float32)),

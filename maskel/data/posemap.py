@@ -45,7 +45,8 @@ def _draw_segment(canvas: np.ndarray, p0: np.ndarray, p1: np.ndarray, radius: fl
         canvas[rows, cols][dist <= radius] = value
 
 
-def _default_radius(h: int, w: int) -> float:
+def default_radius(h: int, w: int) -> float:
+    """Segment radius for an (h, w) image: 1.5 % of its larger side."""
     return max(1.0, 0.015 * max(h, w))
 
 
@@ -60,7 +61,7 @@ def render_limb_maps(joints: np.ndarray | None, size: int | tuple[int, int], rad
     maps = np.zeros((len(LIMBS), h, w), dtype=np.float32)
     if joints is None:
         return maps
-    radius = _default_radius(h, w) if radius is None else radius
+    radius = default_radius(h, w) if radius is None else radius
     present = np.any(joints != 0, axis=1)
     if not present.any():
         return maps
@@ -88,7 +89,7 @@ def render_pose_map(joints: np.ndarray, size: int | tuple[int, int], radius: flo
     """
     h, w = (size, size) if isinstance(size, int) else size
     canvas = np.zeros((h, w), dtype=np.float32)
-    radius = _default_radius(h, w) if radius is None else radius
+    radius = default_radius(h, w) if radius is None else radius
     present = np.any(joints != 0, axis=1)
     segs = []
     for a, b, group in LIMBS:

@@ -170,7 +170,7 @@ def load_sample(ref: Any, styles: list[str]) -> dict[str, Any]:
 def evaluate_predictor(predictor: Any, samples: list[dict[str, Any]], styles: list[str], lut: np.ndarray | None, joints: bool) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Scores of a ``Predictor`` on loaded held-out samples -> (means, per-sample rows with the
     generated images, for the review sheet)."""
-    rows, shown = [], []
+    shown = []
     for s in tqdm(samples, desc=f"eval {'with' if joints else 'without'} joints", unit="img", leave=False, disable=None):
         n = len(styles)  # one call: the mask once per style, batched
         pj = [s["joints"]] * n if joints and s["joints"] is not None else None
@@ -182,9 +182,8 @@ def evaluate_predictor(predictor: Any, samples: list[dict[str, Any]], styles: li
         lab = torch.from_numpy(s["labels"].astype(np.int64))[None] if s["labels"] is not None else None
         pl = torch.from_numpy(label_map.astype(np.int64))[None] if label_map is not None else None
         r = score_batch(pred, truth, m, styles, lab, lut, pl)
-        rows.append(r)
         shown.append({"mask": s["mask"], "pred": pred[0].numpy(), "truth": s["xray"], "ssim_body": float(r["ssim_body"][0]), "metrics": r})
-    return mean_metrics(rows), shown
+    return mean_metrics([s["metrics"] for s in shown]), shown
 
 
 def split_by_hold_out(refs: list[Any], shown: list[dict[str, Any]], hold_out: Any) -> dict[str, dict[str, float]]:

@@ -96,8 +96,9 @@ class MaskelGenerator(nn.Module):
         xray = xray * F.max_pool2d(mask, 3, stride=1, padding=1)
         if self.bone_beta is not None:
             r, d = self.styles.index("radiograph"), self.styles.index("dxa")
-            radiograph = 1.0 - (1.0 - xray[:, r]) * torch.exp(-self.bone_beta * xray[:, d])
-            xray = torch.cat([radiograph[:, None] if k == r else xray[:, k : k + 1] for k in range(xray.shape[1])], dim=1)
+            channels = list(xray.unbind(dim=1))
+            channels[r] = 1.0 - (1.0 - channels[r]) * torch.exp(-self.bone_beta * channels[d])
+            xray = torch.stack(channels, dim=1)
         return xray, features
 
     def forward(self, mask: torch.Tensor, limbs: torch.Tensor | None = None, labels: bool = False, internals: bool = False) -> dict[str, Any]:

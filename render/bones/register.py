@@ -42,6 +42,8 @@ CHEST_SIDE = 0.028  # m: skin to the widest rib at the side (muscle, fat)
 CHEST_FRONT = 0.016  # m: skin to the front of the sternum
 FINGER_PAD = 0.004  # m: distal phalanx tip to the fingertip skin
 SKULL_SCALP = 0.006  # m: vertex of the skull to the top of the scalp
+SKULL_SCALE_MIN, SKULL_SCALE_MAX = 0.6, 1.2  # skull scales per level / the stature-free one
+SKULL_REFINE_ROUNDS = 4
 PELVIS_MARGIN = 0.012  # m: skin to the iliac crest and to the back of the sacrum
 
 # (shell thickness m at the myo stature, core material) for the DRR's cortical-shell model
@@ -303,10 +305,12 @@ class Registrar:
 
     def skull(self, base_m: float) -> None:
         """Cranium and mandible: heights from the skull base (top of C1) to the vertex under the
-        scalp. Across, the stature-free height scale, narrowed to the head skin where it is
-        narrower; front to back, the same scale with the face (in front of the skull's centre)
-        and the occiput (behind it) each compressed just enough to stay under the skin at every
-        level from the chin to the vault (ray casts from the head joint's vertical)."""
+        scalp; across and front to back, scales that follow the head skin level by level from the
+        chin to the vault (ray casts from the head joint's vertical), so the vault fills the head
+        under its scalp while the face and jaw stay under theirs. Front to back, the face (in
+        front of the skull's own centre) and the occiput (behind it) have their own scales.
+        Each level's scale is the tightest of its neighbours' (no leak between levels) within
+        [SKULL_SCALE_MIN, SKULL_SCALE_MAX] of the stature-free height scale."""
         r, p, s = self.rest, self.ref.pieces, self.s
         both = np.concatenate([p["cranium"].vertices, p["mandible"].vertices])
         top_m, low_m = float(both[:, 2].max()), float(both[:, 2].min())
@@ -329,22 +333,44 @@ class Registrar:
         else:
             ty = float(r.h("head")[1] - sz * p["vertebra_C1"].vertices[:, 1].mean())
         yc_a = ty + sz * y_c
-        sx, kf, kb = sz, 1.0, 1.0
-        for q, dd, oo, good in zip(rings, d, o, ok, strict=True):
-            if not good:
+        fits = np.full((n, 3), np.nan)  # per level: across, face and occiput scales (/ sz)
+        for i, (q, dd, oo) in enumerate(zip(rings, d, o, strict=True)):
+            if not ok[i]:
                 continue
-            sx = min(sx, (0.5 * (dd[0] + dd[1]) - margin) / max(float(np.abs(q[:, 0]).max()), 1e-3))
+            fits[i, 0] = (0.5 * (dd[0] + dd[1]) - margin) / max(float(np.abs(q[:, 0]).max()), 1e-3) / sz
             front_a, back_a = oo[1] - dd[2] + margin, oo[1] + dd[3] - margin
-            if q[:, 1].min() < y_c and front_a < yc_a:
-                kf = min(kf, (yc_a - front_a) / (sz * (y_c - q[:, 1].min())))
-            if q[:, 1].max() > y_c and back_a > yc_a:
-                kb = min(kb, (back_a - yc_a) / (sz * (q[:, 1].max() - y_c)))
-        kf, kb, sx = max(kf, 0.6), max(kb, 0.6), max(sx, 0.6 * sz)
+            if q[:, 1].min() < y_c:
+                fits[i, 1] = (yc_a - front_a) / (sz * (y_c - q[:, 1].min()))
+            if q[:, 1].max() > y_c:
+                fits[i, 2] = (back_a - yc_a) / (sz * (q[:, 1].max() - y_c))
+        scales = np.stack([_level_scales(levels, fits[:, k]) for k in range(3)], axis=1)
 
         def warp(v: np.ndarray) -> np.ndarray:
+            fx, ff, fb = (np.interp(v[:, 2], levels, scales[:, k]) for k in range(3))
             dy = v[:, 1] - y_c
-            y = yc_a + sz * dy * np.where(dy < 0, kf, kb)
-            return np.stack([v[:, 0] * sx, y, base_a + (v[:, 2] - base_m) * sz], axis=1)
+            y = yc_a + sz * dy * np.where(dy < 0, ff, fb)
+            return np.stack([v[:, 0] * sz * fx, y, base_a + (v[:, 2] - base_m) * sz], axis=1)
+
+        # The four rays per level miss the skin's curvature between them (the brow beside the
+        # nose, the chin beside the midline): narrow a level's scale (across, face or occiput,
+        # whichever places the vertex) until the vertices it places keep the scalp margin.
+        step = levels[1] - levels[0]
+        near = np.abs(both[:, 2][:, None] - levels[None, :]) < step  # the levels a vertex blends
+        for _ in range(SKULL_REFINE_ROUNDS):
+            w = warp(both)
+            short = margin - r.skin_depth(w)
+            if short.max() <= 0:
+                break
+            off = np.stack([w[:, 0], w[:, 1] - yc_a], axis=1)
+            across = np.abs(off[:, 0]) > np.abs(off[:, 1])
+            which = np.where(across, 0, np.where(both[:, 1] < y_c, 1, 2))
+            reach = np.where(across, np.abs(off[:, 0]), np.abs(off[:, 1]))
+            keep = np.where(short > 0, 1.0 - short / np.maximum(reach, 1e-3), 1.0)
+            for k in range(3):
+                for i in range(n):
+                    sel = near[:, i] & (which == k)
+                    if sel.any():
+                        scales[i, k] = max(scales[i, k] * min(float(keep[sel].min()), 1.0), SKULL_SCALE_MIN)
 
         for name in ("cranium", "mandible"):
             self.add(name, "head", warp(p[name].vertices), p[name].faces)
@@ -409,6 +435,19 @@ class Registrar:
             for k, name in enumerate(names):
                 f = segment_map(pts_m[k], pts_m[k + 1], back_m, pts_a[k], pts_a[k + 1], back_a, across=hs)
                 self.add_mapped(sd, name, f"{rigs[k]}.{x}", f)
+
+
+def _level_scales(levels: np.ndarray, fit: np.ndarray) -> np.ndarray:
+    """Per-level scales from the fits measured at some levels (NaN where the skin was not
+    measurable: interpolated from the others; 1 when none was): each level takes the tightest of
+    itself and its neighbours, so the linear blend between two levels stays under the skin."""
+    good = ~np.isnan(fit)
+    if not good.any():
+        return np.ones_like(levels)
+    full = np.interp(levels, levels[good], fit[good])
+    padded = np.concatenate([full[:1], full, full[-1:]])
+    tight = np.minimum(np.minimum(padded[:-2], padded[1:-1]), padded[2:])
+    return np.clip(tight, SKULL_SCALE_MIN, SKULL_SCALE_MAX)
 
 
 def register(rest: RestBody, ref: Reference) -> list[PartGeom]:

@@ -74,10 +74,16 @@ def dice(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(total > 0, 2 * inter / total.clamp_min(1e-8), torch.ones_like(total))
 
 
-def gradient_magnitude(x: torch.Tensor) -> torch.Tensor:
-    """|grad x| (B, C, H, W) by forward differences (zero on the last row/column)."""
+def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(d/dx, d/dy) of x (B, C, H, W) by forward differences (zero on the last column/row)."""
     gx = F.pad(x[..., :, 1:] - x[..., :, :-1], (0, 1, 0, 0))
     gy = F.pad(x[..., 1:, :] - x[..., :-1, :], (0, 0, 0, 1))
+    return gx, gy
+
+
+def gradient_magnitude(x: torch.Tensor) -> torch.Tensor:
+    """|grad x| (B, C, H, W) by forward differences (zero on the last row/column)."""
+    gx, gy = image_gradients(x)
     return torch.sqrt(gx**2 + gy**2 + 1e-12)
 
 

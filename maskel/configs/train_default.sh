@@ -12,17 +12,26 @@ OUT=${1:-runs/default}
 export OMP_NUM_THREADS=${THREADS:-1}
 export ANNY_CACHE_DIR=${ANNY_CACHE_DIR:-$HOME/.cache/maskel/anny}
 
-# Training data: two sets of 4,000 phantom samples at 256² (new bodies every 4 samples, new poses
-# every 2, a new camera each); the held-out set uses a seed never used for training. The shipped
-# default was trained on phantom version 2 (myo-sim skeleton, no subcutaneous fat layer): FAT=on
-# makes version 3 data for the next retrain.
-FAT=${FAT:-off}
-python -m render.dataset --n 4000 --size 256 --out "$OUT/data-a" --seed 7301 --workers 2 --fat "$FAT"
-python -m render.dataset --n 4000 --size 256 --out "$OUT/data-b" --seed 7302 --workers 2 --fat "$FAT"
-python -m render.dataset --n 240 --size 256 --out "$OUT/heldout" --seed 9090 --workers 2 --fat "$FAT"
+# Training data: two sets of 4,000 phantom samples (new bodies every 4 samples, new poses every 2,
+# a new camera each), rendered at TRAIN_SIZE = 384 so that the canonical framing (the body's box
+# plus margin, about 0.7-1.0 of the frame) always downsamples them to the model's 256²: rendered
+# at 256², 92 % of the framed targets would be upsampled, i.e. blurred by interpolation, and the
+# model would learn to draw that blur. The held-out set is rendered at 256², as users' frames are,
+# with a seed never used for training. Phantom version 4 (fat layer on; FAT=off for version 2).
+FAT=${FAT:-on}
+TRAIN_SIZE=${TRAIN_SIZE:-384}
+data() { python -m render.dataset --fat "$FAT" "$@"; }
+data --n 240 --size 256 --out "$OUT/heldout" --seed 9090 --workers 2
+data --n 4000 --size "$TRAIN_SIZE" --out "$OUT/data-a" --seed 7301 --workers 2
+
+# data-b renders on one core while stage 1 (which trains on data-a alone) uses the other.
+data --n 4000 --size "$TRAIN_SIZE" --out "$OUT/data-b" --seed 7302 --workers 1 &
+rendering=$!
+trap 'kill "$rendering" 2>/dev/null || true' EXIT
 
 source "$(dirname "$0")/resumable_train.sh"
 
 train "$OUT/s1" stage1 --config cpu-256 --data "$OUT/data-a"
+wait "$rendering"
 train "$OUT/s2" stage2 --config cpu-256 --data "$OUT/data-a" "$OUT/data-b" --stage1 "$OUT/s1/best.safetensors"
 python -m maskel.evaluate --checkpoint "$OUT/s2/best.safetensors" --name cpu-256 --data "$OUT/heldout" --out "$OUT/eval"

@@ -16,6 +16,8 @@ class MaskelError(Exception):
 
     code: ClassVar[str] = "bad_input"
     status: ClassVar[int] = 422
+    retry_after_s: ClassVar[int | None] = None
+    """Seconds after which the same request may succeed (the server sends it as Retry-After)."""
 
 
 class BadImage(MaskelError):
@@ -85,7 +87,7 @@ class BadJoints(MaskelError):
 class Busy(MaskelError):
     """The server is at its queue or memory budget; retry shortly."""
 
-    code, status = "busy", 503
+    code, status, retry_after_s = "busy", 503, 1
 
 
 class Unavailable(MaskelError):

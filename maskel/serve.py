@@ -155,7 +155,8 @@ def create_app(predictor: Predictor, max_batch: int = 8, queue_size: int = 64, m
 
     @app.exception_handler(MaskelError)
     async def maskel_error(request: Request, exc: MaskelError) -> Response:
-        return JSONResponse({"error": exc.code, "message": str(exc)}, status_code=exc.status)
+        headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
+        return JSONResponse({"error": exc.code, "message": str(exc)}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

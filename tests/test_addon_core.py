@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from blender_addon.core import camera, frames, rigs
-from blender_addon.core.client import MaskelClient, ServerError
+from blender_addon.core.client import BUSY_RETRIES, MaskelClient, ServerError
 from blender_addon.core.clothing import is_clothing_name, name_words
 from blender_addon.core.localserver import LocalServer, free_port
 from blender_addon.core.pngsize import png_size
@@ -282,7 +282,8 @@ def test_decode_bones_round_trip_and_errors():
 
 
 class _Peer(BaseHTTPRequestHandler):
-    """Answers per the class attribute ``script``: path -> (status, body dict, delay)."""
+    """Answers per the class attribute ``script``: path -> (status, body dict, delay[, headers]) or a
+    list of those, answered in turn."""
 
     script: dict = {}
     seen: list = []
@@ -291,10 +292,15 @@ class _Peer(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         type(self).seen.append((self.command, self.path, dict(self.headers), body))
-        status, payload, delay = self.script.get(self.path, (404, {"error": "not_found", "message": "nope"}, 0))
+        answer = self.script.get(self.path, (404, {"error": "not_found", "message": "nope"}, 0))
+        if isinstance(answer, list):  # a sequence of answers, the last one repeated
+            answer = answer.pop(0) if len(answer) > 1 else answer[0]
+        status, payload, delay, *headers = answer
         time.sleep(delay)
         raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self.send_response(status)
+        for name, value in (headers[0] if headers else {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(raw)))
         self.end_headers()
@@ -317,6 +323,24 @@ def peer():
     yield srv, f"http://127.0.0.1:{srv.server_address[1]}"
     srv.shutdown()
     srv.server_close()
+
+
+def test_client_waits_out_a_busy_server_as_retry_after_says(peer):
+    _, url = peer
+    busy = (503, {"error": "busy", "message": "the request queue is full; retry shortly"}, 0, {"Retry-After": "1"})
+    health = {"model": "m", "resolution": 64, "device": "cpu", "version": "1", "styles": ["radiograph"]}
+    _Peer.script["/v1/health"] = [busy, busy, (200, health, 0)]
+    t0 = time.monotonic()
+    assert MaskelClient(url).health()["model"] == "m"
+    assert len(_Peer.seen) == 3 and time.monotonic() - t0 >= 2.0
+    _Peer.script["/v1/health"] = [busy]  # busy for good: the retries end and the user reads why
+    with pytest.raises(ServerError, match="busy") as err:
+        MaskelClient(url).health(timeout=10)
+    assert err.value.code == "busy" and len(_Peer.seen) == 3 + 1 + BUSY_RETRIES
+    _Peer.script["/v1/health"] = [(503, {"error": "unavailable", "message": "no render extras"}, 0)]
+    with pytest.raises(ServerError, match="unavailable"):  # no Retry-After: not retried
+        MaskelClient(url).health()
+    assert len(_Peer.seen) == 3 + 1 + BUSY_RETRIES + 1
 
 
 def test_client_sends_token_and_decodes_xray(peer):

@@ -82,6 +82,7 @@ def test_big_masks_are_admitted_by_a_pixel_budget(tiny_checkpoint: Path) -> None
         for r in responses:
             if r.status_code == 503:
                 assert_error(r, 503, "busy")
+                assert r.headers["retry-after"] == "1"
         assert peak_rss_mb(s.proc.pid) < 1500
         small = httpx.post(s.url + "/v1/xray", json={"mask": mask_b64(body_mask(64, 64))}, timeout=60)
         assert small.status_code == 200, "the budget was not given back"

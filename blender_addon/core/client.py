@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,6 +24,19 @@ BAD_URL, UNREACHABLE, TIMEOUT, BAD_REPLY, NOT_MASKEL = "bad_url", "unreachable",
 CONFIG, DIED = "config", "died"
 SERVER_GONE = frozenset({UNREACHABLE, TIMEOUT})
 """Codes after which a batch stops instead of waiting on every remaining frame."""
+BUSY_RETRIES = 3
+MAX_RETRY_AFTER_S = 10.0
+
+
+def _retry_after(e: urllib.error.HTTPError) -> float | None:
+    """Seconds to wait before retrying a 503 that names them in Retry-After (delta-seconds form)."""
+    if e.code != 503:
+        return None
+    try:
+        pause = float(e.headers.get("Retry-After", ""))
+    except (TypeError, ValueError):
+        return None
+    return min(max(pause, 0.0), MAX_RETRY_AFTER_S)
 
 
 class AddonError(Exception):
@@ -81,8 +95,7 @@ class MaskelClient:
             req.add_header("Authorization", f"Bearer {self.token}")
         wait = self.timeout if timeout is None else timeout
         try:
-            with urllib.request.urlopen(req, timeout=wait) as resp:
-                raw = resp.read()
+            raw = self._send(req, wait)
         except urllib.error.HTTPError as e:
             raise self._http_error(e) from None
         except OSError as e:  # URLError, ConnectionError and TimeoutError (= socket.timeout) alike
@@ -101,6 +114,22 @@ class MaskelClient:
             return json.loads(raw)
         except ValueError:
             raise ServerError(f"{self.url}{path} did not return JSON (is this a MaSkel server?)", BAD_REPLY) from None
+
+    def _send(self, req: urllib.request.Request, wait: float) -> bytes:
+        """The response body; a 503 with Retry-After (the server at its queue or memory budget) is
+        retried after the time it names, at most BUSY_RETRIES times and within ``wait`` in all."""
+        deadline, retries = time.monotonic() + wait, 0
+        while True:
+            try:
+                with urllib.request.urlopen(req, timeout=max(deadline - time.monotonic(), 0.1)) as resp:
+                    return resp.read()
+            except urllib.error.HTTPError as e:
+                pause = _retry_after(e)
+                if pause is None or retries == BUSY_RETRIES or time.monotonic() + pause >= deadline:
+                    raise
+                retries += 1
+                e.close()
+                time.sleep(pause)
 
     def _http_error(self, e: urllib.error.HTTPError) -> ServerError:
         try:

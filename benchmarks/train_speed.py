@@ -16,11 +16,9 @@ import time
 
 import torch
 
-from maskel.models import build_generator, build_mae
-from maskel.models.discriminator import build_discriminator
+from maskel.config import load_config
 from maskel.models.generator import LIMB_CHANNELS
-from maskel.models.losses import discriminator_loss, generator_loss
-from maskel.train import load_config
+from maskel.stages import Placement, Stage1, Stage2
 
 
 def _params(m: torch.nn.Module) -> float:
@@ -44,34 +42,13 @@ def bench(preset: str, batch: int, steps: int, device: torch.device) -> list[tup
     mask = (torch.rand(batch, 1, r, r, device=device) > 0.5).float()
     b = {"mask": mask, "pose": torch.rand(batch, LIMB_CHANNELS, r, r, device=device), "xray": torch.rand(batch, 2, r, r, device=device) * mask,
          "labels": torch.randint(0, 200, (batch, r, r), device=device)}  # fmt: skip
-    mae = build_mae(cfg).to(device)
-    opt = torch.optim.AdamW(mae.parameters(), lr=1e-4)
-
-    def s1() -> None:
-        loss = mae(b["xray"])["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    t1 = _time(s1, steps)
-    mae.requires_grad_(False).eval()
-    gen = build_generator(cfg, training=True).to(device)
-    disc = build_discriminator(cfg, gen.in_channels).to(device)
-    use_mae = mae if float(cfg["stage2"]["loss"].get("latent", 0)) > 0 else None
-    og, od = torch.optim.AdamW(gen.parameters(), lr=1e-4), torch.optim.AdamW(disc.parameters(), lr=1e-4)
-
-    def s2() -> None:
-        w = cfg["stage2"]["loss"]
-        loss, _, pred, cond = generator_loss(gen, use_mae, disc, b, w, use_adv=float(w.get("adv", 0)) > 0)
-        og.zero_grad()
-        loss.backward()
-        og.step()
-        d = discriminator_loss(disc, b["xray"], pred, cond)
-        od.zero_grad()
-        d.backward()
-        od.step()
-
-    t2 = _time(s2, steps)
+    place = Placement(device)
+    stage1 = Stage1(cfg, place)
+    t1 = _time(lambda: stage1.step(b, 0), steps)
+    mae = stage1.model.requires_grad_(False).eval()
+    stage2 = Stage2(cfg, place, mae)
+    t2 = _time(lambda: stage2.step(b, int(cfg["stage2"]["loss"]["adv_warmup"])), steps)  # with the adversarial term
+    gen, disc = stage2.model, stage2.disc
     return [
         (preset, "stage1 (MAE)", r, batch, _params(mae), t1, batch / t1),
         (preset, "stage2 (gen+D)", r, batch, _params(gen) + _params(disc), t2, batch / t2),

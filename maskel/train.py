@@ -5,6 +5,10 @@
     python -m maskel.train ddpm|sr ...   (the diffusion parts: maskel.diffusion.ddpm / .sr)
     torchrun --nproc_per_node N -m maskel.train ...   (DDP: gloo on CPU, NCCL on GPU)
 
+The stages themselves (what each builds, one optimiser step, how validation scores) are step
+objects in maskel.stages; the presets and overrides are maskel.config; this module is the loop
+around a stage (data, LR, per-step seeds, validation, checkpoints, resume) and the CLI.
+
 Out dir: last.* / best.* / step-XXXXXX.* (inference checkpoints, safetensors + JSON), state.*
 (for --resume), metrics.jsonl, samples/step-XXXXXX.png, TensorBoard events when installed.
 
@@ -18,23 +22,17 @@ uninterrupted one exactly on CPU.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import math
 import os
 import sys
 import time
-import tomllib
 from collections.abc import Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as torch_dist
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
@@ -42,54 +40,14 @@ from maskel import MaskelError
 from maskel.atomic import atomic_write_bytes
 from maskel.checkpoint import checkpoint_paths, make_meta, save_checkpoint, save_state
 from maskel.checkpoint import load_state as load_train_state
+from maskel.config import apply_overrides, load_config, presets, resolve_config
 from maskel.data.augment import AugmentConfig
 from maskel.data.datasets import HoldOut, PairedData, TrainView, load_paired_many, split_indices
-from maskel.evaluate import mean_metrics, score_batch
+from maskel.evaluate import mean_metrics
 from maskel.imageio import save_u8
-from maskel.models import build_generator, build_mae, load_mae
-from maskel.models.discriminator import build_discriminator
-from maskel.models.losses import discriminator_loss, generator_loss
-from maskel.models.mae import XrayMAE
-
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-
-
-# --- configuration -------------------------------------------------------------------------
-
-
-def presets() -> list[str]:
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
-
-
-def load_config(name_or_path: str) -> dict[str, Any]:
-    """A preset name (tiny, cpu-64, ...) or a path to a TOML file."""
-    path = CONFIG_DIR / f"{name_or_path}.toml"
-    if not path.exists():
-        path = Path(name_or_path)
-    if not path.is_file():
-        raise MaskelError(f"unknown config {name_or_path!r} (presets: {', '.join(presets())}, or a .toml path)")
-    try:
-        cfg = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise MaskelError(f"{path}: invalid TOML ({e})") from None
-    for key in ("resolution", "data", "mae", "generator", "discriminator", "train", "stage1", "stage2"):
-        if key not in cfg:
-            raise MaskelError(f"{path}: missing [{key}]" if key != "resolution" else f"{path}: missing resolution")
-    cfg.setdefault("name", path.stem)
-    return cfg
-
-
-def lr_at(step: int, base: float, warmup: int, total: int) -> float:
-    """Linear warm-up, then cosine decay to 10% of ``base`` at ``total``."""
-    if step < warmup:
-        return base * (step + 1) / warmup
-    t = min(1.0, (step - warmup) / max(1, total - warmup))
-    return base * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * t)))
-
-
-def step_seed(seed: int, step: int, rank: int) -> int:
-    return int.from_bytes(hashlib.sha256(f"{seed}:{step}:{rank}".encode()).digest()[:8], "big") >> 1
-
+from maskel.models import load_mae
+from maskel.schedule import lr_at, step_seed
+from maskel.stages import Placement, Stage1, Stage2
 
 # --- distributed ---------------------------------------------------------------------------
 
@@ -146,21 +104,23 @@ class SkipSampler(Sampler[int]):
 
 
 class Trainer:
-    def __init__(self, stage: str, cfg: dict[str, Any], data: PairedData, args: argparse.Namespace, rt: Runtime):
-        self.stage, self.cfg, self.data, self.args, self.rt = stage, cfg, data, args, rt
-        self.scfg = cfg[stage]
-        self.out = Path(args.out)
+    """The loop around one stage (maskel.stages): data views and sampler, LR and per-step seeds,
+    validation, checkpoints, exact resume, logging."""
+
+    def __init__(self, task: Stage1 | Stage2, cfg: dict[str, Any], data: PairedData, out: Path, rt: Runtime):
+        self.task, self.stage, self.cfg, self.data, self.rt = task, task.name, cfg, data, rt
+        self.scfg = cfg[task.name]
+        self.out = out
         self.seed = int(cfg["seed"])
         self.total = int(self.scfg["steps"])
         self.step = 0
         self.best: float | None = None
         self.cuda = rt.device.type == "cuda"
-        self.amp = self.cuda and bool(cfg["train"].get("amp", True))
         ids = [s.id for s in data.samples]
         self.train_idx, self.val_idx = split_indices(ids, float(cfg["data"]["val_fraction"]))
         aug = AugmentConfig.from_config(cfg["data"].get("augment"))
         crop = self.scfg.get("crop")
-        limbs = stage == "stage2" and bool(cfg["pose_channel"])  # stage 1 and mask-only models never read them
+        limbs = task.reads_limbs  # stage 1 and mask-only models never read them
         self.view = TrainView(data, self.train_idx, self.seed, aug, int(cfg["resolution"]), int(crop) if crop else None, limbs)
         val_limit = int(cfg["data"].get("val_limit", 0)) or None  # whole frames are slow to score on a CPU
         self.val_view = TrainView(data, self.val_idx[:val_limit], self.seed, None, int(cfg["resolution"]), limbs=limbs)
@@ -174,7 +134,6 @@ class Trainer:
                 f"{len(self.train_idx)} training samples are fewer than one batch of {self.batch} per process; lower batch_size"
             )
         self.data_summary = {**data.summary(), "train": len(self.train_idx), "val": len(self.val_idx)}
-        self._build()
         self.writer = None
         if rt.main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -185,122 +144,35 @@ class Trainer:
             except ImportError:
                 pass
 
-    # models --------------------------------------------------------------------------------
-    def _prep(self, m: nn.Module) -> nn.Module:
-        m = m.to(self.rt.device)
-        if self.cuda and self.cfg["train"].get("channels_last", True):
-            m = m.to(memory_format=torch.channels_last)
-        return m
-
-    def _wrap(self, m: nn.Module) -> nn.Module:
-        if self.rt.world > 1:
-            m = DistributedDataParallel(m, device_ids=[self.rt.device.index] if self.cuda else None)
-        if self.args.compile:
-            m = torch.compile(m)
-        return m
-
-    def _adamw(self, m: nn.Module, lr: float) -> torch.optim.Optimizer:
-        decay = [p for p in m.parameters() if p.requires_grad and p.ndim >= 2]
-        rest = [p for p in m.parameters() if p.requires_grad and p.ndim < 2]
-        groups = [{"params": decay, "weight_decay": float(self.scfg["weight_decay"])}, {"params": rest, "weight_decay": 0.0}]
-        return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))
-
-    def _build(self) -> None:
-        torch.manual_seed(self.seed)
-        if self.stage == "stage1":
-            self.model = self._prep(build_mae(self.cfg))
-            self.model_w = self._wrap(self.model)
-            self.modules = {"mae": self.model}
-            self.optims = {"mae": self._adamw(self.model, float(self.scfg["lr"]))}
-        else:
-            mae: XrayMAE | None = self.args.stage1_model
-            gen = build_generator(self.cfg, training=True)
-            if mae is not None and self.cfg["generator"].get("init_from_stage1", True):
-                gen.init_from_stage1(mae)
-            self.mae = self._prep(mae) if mae is not None else None
-            self.model = self._prep(gen)
-            self.disc = self._prep(build_discriminator(self.cfg, gen.in_channels))
-            self.model_w, self.disc_w = self._wrap(self.model), self._wrap(self.disc)
-            self.modules = {"generator": self.model, "discriminator": self.disc}
-            self.optims = {
-                "generator": self._adamw(self.model, float(self.scfg["lr"])),
-                "discriminator": torch.optim.AdamW(self.disc.parameters(), lr=float(self.scfg["d_lr"]), betas=(0.5, 0.9)),
-            }
-
     def param_count(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
+        return sum(p.numel() for p in self.task.model.parameters())
 
     # one step ------------------------------------------------------------------------------
-    def _autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
-
-    def _set_lr(self) -> None:
-        for name, opt in self.optims.items():
-            base = float(self.scfg["d_lr" if name == "discriminator" else "lr"])
-            for g in opt.param_groups:
-                g["lr"] = lr_at(self.step, base, int(self.scfg["warmup"]), self.total)
-
-    def _apply(self, name: str, loss: torch.Tensor, module: nn.Module) -> None:
-        opt = self.optims[name]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        clip = float(self.cfg["train"].get("grad_clip", 0))
-        if clip > 0:
-            nn.utils.clip_grad_norm_(module.parameters(), clip)
-        opt.step()
-
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         torch.manual_seed(step_seed(self.seed, self.step, self.rt.rank))
-        self._set_lr()
-        if self.stage == "stage1":
-            with self._autocast():
-                loss = self.model_w(batch["xray"])["loss"]
-            self._apply("mae", loss, self.model)
-            return {"loss": float(loss.detach())}
-        w = self.scfg["loss"]
-        use_adv = self.step >= int(w["adv_warmup"]) and float(w.get("adv", 0)) > 0
-        with self._autocast():
-            loss, terms, pred, cond = generator_loss(self.model_w, self.mae, self.disc, batch, w, use_adv)
-        self._apply("generator", loss, self.model)
-        terms["loss"] = float(loss.detach())
-        if use_adv:
-            with self._autocast():
-                d_loss = discriminator_loss(self.disc_w, batch["xray"], pred, cond)
-            self._apply("discriminator", d_loss, self.disc)
-            terms["d_loss"] = float(d_loss.detach())
-        return terms
+        for name, opt in self.task.optims.items():
+            for g in opt.param_groups:
+                g["lr"] = lr_at(self.step, self.task.base_lr[name], int(self.scfg["warmup"]), self.total)
+        return self.task.step(batch, self.step)
 
     # validation ----------------------------------------------------------------------------
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Mean validation metrics on whole frames (scored inside the body, ``score_batch``); the
         first batch is saved as a sample grid."""
-        self.model.eval()
+        model = self.task.model
+        model.eval()
         loader = DataLoader(self.val_view if self.val_idx else self.view, batch_size=max(1, self.batch))
         rows: list[dict[str, torch.Tensor]] = []
         shown = None
-        styles = self.cfg["styles"]
         torch.manual_seed(self.seed)  # the same MAE masks at every validation (and no effect on training RNG)
         for batch in loader:
             batch = {k: v.to(self.rt.device) for k, v in batch.items()}
-            labels = batch["labels"] if self.data.num_labels else None
-            with self._autocast():
-                if self.stage == "stage1":
-                    out = self.model(batch["xray"])
-                    pred = out["pred"].float()
-                    row = {"loss": out["loss"].float().reshape(1).expand(len(pred))}
-                    row.update(score_batch(pred, batch["xray"], batch["mask"], styles))
-                    shown_in = batch["xray"] * (1 - out["mask"])
-                else:
-                    out = self.model(batch["mask"], batch["pose"], labels=labels is not None)
-                    pred = out["xray"].float()
-                    pred_labels = out["labels"].argmax(dim=1) if "labels" in out else None
-                    row = score_batch(pred, batch["xray"], batch["mask"], styles, pred_labels=pred_labels, labels=labels)
-                    shown_in = batch["mask"].expand_as(pred)
+            row, shown_in, pred = self.task.score(batch)
             rows.append(row)
             if shown is None:
                 shown = (shown_in.float(), pred, batch["xray"])
-        self.model.train()
+        model.train()
         if shown is not None:
             self._save_grid(*shown)
         return mean_metrics(rows)
@@ -317,7 +189,7 @@ class Trainer:
         save_u8(self.out / "samples" / f"step-{self.step:06d}.png", img)
 
     def _is_better(self, metrics: dict[str, float]) -> bool:
-        value = metrics["loss"] if self.stage == "stage1" else -metrics["ssim_body"]
+        value = self.task.ranking(metrics)
         if self.best is None or value < self.best:
             self.best = value
             return True
@@ -330,8 +202,8 @@ class Trainer:
     def save(self, metrics: dict[str, Any], best: bool) -> None:
         # The state first: a kill at any point leaves no checkpoint newer than the state, so a
         # directory with a checkpoint always resumes (check_run_dir relies on it).
-        save_state(self.out / "state", self.modules, self.optims, {"step": self.step, "best": self.best, "stage": self.stage, "seed": self.seed})
-        tensors = self.model.state_dict()
+        save_state(self.out / "state", self.task.modules, self.task.optims, {"step": self.step, "best": self.best, "stage": self.stage, "seed": self.seed})
+        tensors = self.task.model.state_dict()
         meta = self._meta(metrics)
         save_checkpoint(self.out / "last", tensors, meta)
         save_checkpoint(self.out / f"step-{self.step:06d}", tensors, meta)
@@ -347,7 +219,7 @@ class Trainer:
         st = checkpoint_paths(self.out / "state")[0]
         if not st.exists():
             raise MaskelError(f"--resume: no training state in {self.out} (state.safetensors)")
-        extra = load_train_state(st, self.modules, self.optims)
+        extra = load_train_state(st, self.task.modules, self.task.optims)
         if extra.get("stage") != self.stage:
             raise MaskelError(f"--resume: {st} is from {extra.get('stage')}, not {self.stage}")
         self.step, self.best = int(extra["step"]), extra.get("best")
@@ -477,20 +349,6 @@ def check_run_dir(out: Path, resume: bool, overwrite: bool, main_rank: bool) -> 
 
 
 
-def resolve_config(cfg: dict[str, Any], data: PairedData, stage: str, stage1_meta: dict[str, Any] | None) -> dict[str, Any]:
-    """Fill in what the data decides (styles, pose channel, label count); stage 2 takes the latent
-    shape ([mae]) from its stage-1 checkpoint."""
-    cfg = dict(cfg)
-    cfg["styles"] = list(data.styles)
-    cfg["pose_channel"] = bool(cfg["data"].get("pose_channel", True)) and data.has_joints
-    cfg["num_labels"] = data.num_labels
-    if stage1_meta is not None:
-        if stage1_meta["styles"] != cfg["styles"]:
-            raise MaskelError(f"the stage-1 checkpoint was trained on styles {stage1_meta['styles']}, the data has {cfg['styles']}")
-        cfg["mae"] = stage1_meta["config"]["mae"]
-    return cfg
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="maskel train", description="Train MaSkel stage 1 (X-ray MAE) or stage 2 (mask -> X-ray).")
     ap.add_argument("stage", choices=["stage1", "stage2"])
@@ -511,29 +369,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--hold-out-poses", metavar="KINDS", help="comma-separated pose kinds kept out of training (a generalisation run)")
     ap.add_argument("--hold-out-yaw", metavar="LO:HI", help="camera yaw range in degrees kept out of training, e.g. 150:210")
     return ap.parse_args(argv)
-
-
-def apply_overrides(cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """``SECTION.KEY=VALUE`` settings (VALUE in TOML syntax, a bare word taken as a string) applied
-    to a copy of the config; the section must exist, the key may be new."""
-    cfg = {k: dict(v) if isinstance(v, dict) else v for k, v in cfg.items()}
-    for item in overrides:
-        path, sep, raw = item.partition("=")
-        keys = path.strip().split(".")
-        if not sep or not all(keys):
-            raise MaskelError(f"--set takes SECTION.KEY=VALUE, not {item!r}")
-        try:
-            value = tomllib.loads(f"v = {raw.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw.strip()
-        node: Any = cfg
-        for k in keys[:-1]:
-            if not isinstance(node.get(k), dict):
-                raise MaskelError(f"--set {item}: the config has no [{'.'.join(keys[:-1])}] section")
-            node[k] = dict(node[k])
-            node = node[k]
-        node[keys[-1]] = value
-    return cfg
 
 
 def hold_out_from_args(args: argparse.Namespace, cfg: dict[str, Any]) -> HoldOut:
@@ -575,17 +410,20 @@ def main(argv: list[str] | None = None) -> int:
         needs_stage1 = float(cfg["stage2"]["loss"].get("latent", 0)) > 0 or bool(cfg["generator"].get("quantize", True))
         if args.stage == "stage2" and needs_stage1 and not args.stage1:
             raise MaskelError("stage2 needs --stage1 <stage-1 checkpoint> (its latent is the target; only a config with latent = 0 and quantize = false trains without)")
-        stage1_meta = None
-        args.stage1_model = None
+        stage1_model, stage1_meta = None, None
         if args.stage == "stage2" and args.stage1:
-            args.stage1_model, stage1_meta = load_mae(args.stage1, resolution=int(cfg["resolution"]))
+            stage1_model, stage1_meta = load_mae(args.stage1, resolution=int(cfg["resolution"]))
         hold_out = hold_out_from_args(args, cfg)
         if hold_out:
             cfg["data"] = {**cfg["data"], "hold_out": hold_out.to_config()}
         rt = setup_runtime(args.device)
         data = load_paired_many(args.data, int(cfg["resolution"]), progress=rt.main, hold_out=hold_out)
-        cfg = resolve_config(cfg, data, args.stage, stage1_meta)
-        trainer = Trainer(args.stage, cfg, data, args, rt)
+        cfg = resolve_config(cfg, data, stage1_meta)
+        place = Placement(rt.device, rt.world, channels_last=bool(cfg["train"].get("channels_last", True)),
+                          amp=rt.device.type == "cuda" and bool(cfg["train"].get("amp", True)), compile=args.compile)  # fmt: skip
+        torch.manual_seed(int(cfg["seed"]))  # the models' initial weights
+        task = Stage1(cfg, place) if args.stage == "stage1" else Stage2(cfg, place, stage1_model)
+        trainer = Trainer(task, cfg, data, Path(args.out), rt)
         if resume:
             trainer.resume()
         else:

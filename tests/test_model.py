@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from maskel import MaskelError
 from maskel.checkpoint import load_checkpoint, load_state, make_meta, save_checkpoint, save_state
+from maskel.config import load_config
 from maskel.data.augment import AugmentConfig, augment_sample, mirror_label_table
 from maskel.data.datasets import TrainView, load_paired, split_indices
 from maskel.data.joints import JOINT_INDEX
@@ -22,7 +23,6 @@ from maskel.models import build_generator, build_mae, load_generator, load_mae
 from maskel.models.discriminator import build_discriminator
 from maskel.models.generator import LIMB_CHANNELS
 from maskel.models.losses import discriminator_loss, generator_loss, gradient_l1
-from maskel.train import load_config
 from tests._train_helpers import LABEL_NAMES, write_manifest_dataset
 
 

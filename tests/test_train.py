@@ -16,9 +16,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from maskel.config import CONFIG_DIR, load_config
 from maskel.imageio import save_gray
 from maskel.models import load_generator
-from maskel.train import CONFIG_DIR, load_config, main
+from maskel.train import main
 from tests._train_helpers import REPO, run_train, write_manifest_dataset, write_upstream_dataset
 
 

@@ -12,7 +12,6 @@ import json
 import math
 import sys
 import time
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,30 +30,16 @@ from maskel.checkpoint import (
     save_checkpoint,
     save_state,
 )
+from maskel.config import read_preset
 from maskel.data.datasets import PairedData
+from maskel.schedule import lr_at, step_seed
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 UNET_KEYS = ("channels", "attention_levels", "num_res_blocks", "norm_num_groups", "num_head_channels")
 
 
 def load_preset(name_or_path: str, kind: str) -> dict[str, Any]:
     """A diffusion preset (``ddpm-tiny``, ``sr-tiny``, ...) or a TOML path; ``kind`` is ddpm or sr."""
-    path = CONFIG_DIR / f"{name_or_path}.toml"
-    if not path.exists():
-        path = Path(name_or_path)
-    if not path.is_file():
-        ours = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob(f"{kind}-*.toml")))
-        raise MaskelError(f"unknown {kind} config {name_or_path!r} (presets: {ours}, or a .toml path)")
-    try:
-        cfg = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise MaskelError(f"{path}: invalid TOML ({e})") from None
-    if cfg.get("kind") != kind:
-        raise MaskelError(f"{path}: not a {kind} config (kind = {cfg.get('kind')!r})")
-    for key in ("resolution", "unet", "train"):
-        if key not in cfg:
-            raise MaskelError(f"{path}: missing {key}")
-    cfg.setdefault("name", path.stem)
+    cfg = read_preset(name_or_path, ("resolution", "unet", "train"), kind=kind)
     cfg.setdefault("seed", 0)
     return cfg
 
@@ -101,8 +86,6 @@ def train_loop(stage: str, cfg: dict[str, Any], model: nn.Module, loss_fn: LossF
     """AdamW with warm-up + cosine LR and EMA weights; writes ``last.*`` (the EMA weights, for
     inference) and ``state.*`` (for --resume) every ``ckpt_every`` steps and at the end; Ctrl-C
     saves and exits 130. No ``best``: a diffusion loss is too noisy to pick a step by."""
-    from maskel.train import lr_at, step_seed  # training only: it imports the stage-2 models
-
     t = cfg["train"]
     total, seed = int(t["steps"]), int(cfg["seed"])
     decay = float(t.get("ema_decay", 0.0))

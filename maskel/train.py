@@ -116,8 +116,8 @@ class Trainer:
         self.step = 0
         self.best: float | None = None
         self.cuda = rt.device.type == "cuda"
-        ids = [s.id for s in data.samples]
-        self.train_idx, self.val_idx = split_indices(ids, float(cfg["data"]["val_fraction"]))
+        keys = [s.split_key for s in data.samples]
+        self.train_idx, self.val_idx = split_indices(keys, float(cfg["data"]["val_fraction"]))
         aug = AugmentConfig.from_config(cfg["data"].get("augment"))
         crop = self.scfg.get("crop")
         limbs = task.reads_limbs  # stage 1 and mask-only models never read them

@@ -72,8 +72,9 @@ def make_body(rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
     return {"mask": mask, "radiograph": radiograph.astype(np.float32), "dxa": dxa, "labels": labels, "joints": joints_to_array(pose)}
 
 
-def write_manifest_dataset(root: Path, n: int = 12, size: int = 48, seed: int = 0) -> Path:
-    """Our manifest layout (manifest.jsonl + labels.json + samples/<id>/...)."""
+def write_manifest_dataset(root: Path, n: int = 12, size: int = 48, seed: int = 0, body_group: int = 0) -> Path:
+    """Our manifest layout (manifest.jsonl + labels.json + samples/<id>/...); with ``body_group``,
+    each run of that many samples records one body, as render.dataset does."""
     root.mkdir(parents=True, exist_ok=True)
     lines = []
     for i in range(n):
@@ -89,7 +90,8 @@ def write_manifest_dataset(root: Path, n: int = 12, size: int = 48, seed: int = 
         save_u8(d / "labels.png", s["labels"])
         save_u8(d / "pose_map.png", (render_pose_map(s["joints"], size) * 255).astype(np.uint8))
         (d / "joints.json").write_text(json.dumps(array_to_joints(s["joints"], size, size)))
-        rec = {"id": sid, "index": i, "seed": seed, "size": size, "files": files, "body": {}, "pose": {"name": "stand"},
+        rec = {"id": sid, "index": i, "seed": seed, "size": size, "files": files,
+               "body": {"weight": round(i // body_group * 0.01, 2)} if body_group else {}, "pose": {"name": "stand"},
                "camera": {"yaw_deg": 0.0, "projection": "orthographic"}, "styles": ["radiograph", "dxa"]}  # fmt: skip
         lines.append(json.dumps(rec))
     (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")

@@ -337,6 +337,17 @@ def test_augment_keeps_joints_labels_and_images_aligned():
     assert j2[JOINT_INDEX["left_knee"], 0] > r / 2 - 8  # came from the right knee near x = 26
 
 
+def test_split_keeps_the_views_of_one_body_together(tmp_path: Path):
+    root = write_manifest_dataset(tmp_path / "d", n=24, size=40, body_group=4)
+    data = load_paired(root, 32, progress=False)
+    train, val = split_indices([x.split_key for x in data.samples], 0.3)
+    assert val and train
+    for i in val:
+        assert all(j in val for j in range(len(data.samples)) if j // 4 == i // 4), (i, val)
+    loose = load_paired(write_manifest_dataset(tmp_path / "e", n=24, size=40), 32, progress=False)
+    assert len({x.split_key for x in loose.samples}) == 24  # no body recorded: each sample its own group
+
+
 def test_dataset_reads_frames_and_splits(tmp_path: Path):
     root = write_manifest_dataset(tmp_path / "d", n=10, size=40)
     data = load_paired(root, 32, progress=False)

@@ -41,6 +41,7 @@ class SampleRef:
     joints: Path | None = None
     pose_kind: str | None = None  # the sampler's pose family (manifest layout only)
     yaw_deg: float | None = None  # the camera's yaw around the body (manifest layout only)
+    group: str | None = None  # the body it shows (manifest layout only): see split_indices
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,11 @@ class FramedSample:
     xray: np.ndarray  # float16 (S, R, R) in [0, 1]
     labels: np.ndarray | None  # uint8 (R, R)
     joints: np.ndarray | None  # float32 (J, 4) in model pixel coordinates
+    group: str | None = None  # samples of one body (and its poses); None: a group of its own
+
+    @property
+    def split_key(self) -> str:
+        return self.group if self.group is not None else self.id
 
 
 @dataclass
@@ -137,6 +143,7 @@ def _manifest_refs(root: Path) -> tuple[list[SampleRef], list[str], dict[int, st
                 joints=root / files["joints"] if files.get("joints") else None,
                 pose_kind=(rec.get("pose") or {}).get("kind"),
                 yaw_deg=(rec.get("camera") or {}).get("yaw_deg"),
+                group=json.dumps(rec["body"], sort_keys=True) if rec.get("body") else None,
             )
         )
     if not styles:
@@ -204,6 +211,7 @@ def frame_sample(ref: SampleRef, styles: list[str], resolution: int) -> FramedSa
         xray=np.clip(np.stack(xrays), 0.0, 1.0).astype(np.float16),
         labels=labels,
         joints=joints,
+        group=ref.group,
     )
 
 
@@ -235,24 +243,29 @@ def load_paired_many(roots: list[str | os.PathLike], resolution: int, progress: 
     merged = PairedData(root=first.root, layout=first.layout, styles=first.styles, label_names=first.label_names)
     for root, part in zip(roots, parts, strict=True):
         name = Path(root).name
-        merged.samples += [FramedSample(f"{name}/{x.id}", x.mask, x.xray, x.labels, x.joints) for x in part.samples]
+        merged.samples += [FramedSample(f"{name}/{x.id}", x.mask, x.xray, x.labels, x.joints,
+                                        f"{name}/{x.group}" if x.group is not None else None) for x in part.samples]  # fmt: skip
     return merged
 
 
-def split_indices(ids: list[str], val_fraction: float) -> tuple[list[int], list[int]]:
-    """Deterministic train/val split by a hash of each sample id (stable as a dataset grows)."""
+def split_indices(keys: list[str], val_fraction: float) -> tuple[list[int], list[int]]:
+    """Deterministic train/val split by a hash of each sample's key (stable as a dataset grows).
+    Keyed by ``FramedSample.split_key``, all the views of one body (render.dataset draws 4 per
+    body, 2 per pose) fall on the same side, so validation scores bodies and poses never trained
+    on, as the held-out set does (keyed by sample id, 3 of a validation sample's 4 siblings were
+    trained on)."""
 
     def u(s: str) -> float:
         return int.from_bytes(hashlib.sha1(s.encode()).digest()[:8], "big") / 2.0**64
 
-    hashes = [u(i) for i in ids]
+    hashes = [u(k) for k in keys]
     val = [i for i, h in enumerate(hashes) if h < val_fraction]
-    if val_fraction > 0 and not val and len(ids) > 1:
-        val = [min(range(len(ids)), key=hashes.__getitem__)]
+    if val_fraction > 0 and not val and len(keys) > 1:
+        val = [i for i, h in enumerate(hashes) if h == min(hashes)]  # the one group hashing lowest
     in_val = set(val)
-    train = [i for i in range(len(ids)) if i not in in_val]
+    train = [i for i in range(len(keys)) if i not in in_val]
     if not train:
-        raise MaskelError(f"no training samples left after the validation split ({len(ids)} samples)")
+        raise MaskelError(f"no training samples left after the validation split ({len(keys)} samples)")
     return train, val
 
 

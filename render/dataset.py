@@ -43,12 +43,13 @@ from maskel import MaskelError
 from maskel.atomic import atomic_write_json
 from maskel.data.joints import CANONICAL_JOINTS, array_to_joints
 from maskel.data.manifest import (
-    FILE_KEYS,
     LABELS,
     STYLES,
     append_record,
     load_part,
     merge_manifests,
+    sample_files,
+    sample_id,
 )
 from maskel.data.posemap import render_pose_map
 from maskel.imageio import save_gray, save_mask, save_u8
@@ -214,14 +215,10 @@ def generate_sample(index: int, seed: int, size: int, physics: Physics | None = 
     )
 
 
-def sample_id(index: int) -> str:
-    return f"{index:06d}"
-
-
 def write_sample(root: Path, sample: RenderedSample) -> dict[str, Any]:
     """Write one sample's files (each atomically) and return its full manifest record."""
     sid = sample_id(sample.record["index"])
-    rel = {k: f"samples/{sid}/{k}.{'json' if k == 'joints' else 'png'}" for k in FILE_KEYS}
+    rel = sample_files(sid)
     save_mask(root / rel["mask"], sample.mask)
     save_gray(root / rel["radiograph"], sample.radiograph)
     save_gray(root / rel["dxa"], sample.dxa)

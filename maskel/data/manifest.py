@@ -27,6 +27,19 @@ STYLES = ("radiograph", "dxa")
 """The X-ray styles a phantom dataset carries, in channel order (a sample record without its own
 ``styles`` list has these)."""
 FILE_KEYS = ("mask", *STYLES, "labels", "joints", "pose_map")
+
+
+def sample_id(index: int) -> str:
+    """The id (and folder name) of sample ``index``."""
+    return f"{index:06d}"
+
+
+def sample_files(sid: str, keys: Iterable[str] = FILE_KEYS) -> dict[str, str]:
+    """Where a sample's files go, relative to the dataset root: ``samples/<id>/<key>.png``
+    (``joints.json``)."""
+    return {k: f"samples/{sid}/{k}.{'json' if k == 'joints' else 'png'}" for k in keys}
+
+
 _FIELDS: dict[str, type | tuple[type, ...]] = {
     "id": str, "index": int, "seed": int, "size": int, "files": dict,
     "body": dict, "pose": dict, "camera": dict, "styles": list,

@@ -29,15 +29,12 @@ import numpy as np
 
 from maskel import MaskelError
 from maskel.atomic import atomic_write_json
+from maskel.data.manifest import sample_files, sample_id
 
 PROGRESS = "augment.progress"
 SETTINGS = "augment.json"
 MIN_BODY_FRACTION = 0.02
 """A drawn sample whose silhouette covers less of the frame than this is rejected (not written)."""
-
-
-def sample_id(index: int) -> str:
-    return f"{index:06d}"
 
 
 def _file_sha(path: Path) -> str:
@@ -71,8 +68,7 @@ def _mark_done(out: Path, results: list[tuple[int, bool]]) -> None:
 
 def _record(index: int, settings: dict[str, Any]) -> dict[str, Any]:
     sid = sample_id(index)
-    files = {"mask": f"samples/{sid}/mask.png", "labels": "", "joints": "", "pose_map": ""}
-    files.update({s: f"samples/{sid}/{s}.png" for s in settings["styles"]})
+    files = {"labels": "", "joints": "", "pose_map": "", **sample_files(sid, ["mask", *settings["styles"]])}
     return {"id": sid, "index": index, "seed": settings["seed"], "size": settings["resolution"], "files": files,
             "body": {}, "pose": {}, "camera": {}, "styles": settings["styles"],
             "source": {"ddpm": settings["checkpoint"], "sha256": settings["checkpoint_sha256"], "steps": settings["steps"]}}  # fmt: skip
@@ -86,10 +82,10 @@ def _write_sample(out: Path, index: int, mask: np.ndarray, xray: np.ndarray, set
         save_gray(d / "skeleton.png", xray[0], bits=8)
         save_mask(d / "label.png", mask)
         return
-    d = out / "samples" / sample_id(index)
-    save_mask(d / "mask.png", mask)
+    files = sample_files(sample_id(index), ["mask", *settings["styles"]])
+    save_mask(out / files["mask"], mask)
     for c, style in enumerate(settings["styles"]):
-        save_gray(d / f"{style}.png", xray[c])
+        save_gray(out / files[style], xray[c])
 
 
 def _finish(out: Path, kept: list[int], settings: dict[str, Any]) -> None:

@@ -35,6 +35,27 @@ def test_round_trip_is_exact_at_native_resolution(shape, box):
     np.testing.assert_array_equal(unframe_image(frame_image(labels, f, f.side, nearest=True), f, nearest=True), labels)
 
 
+def test_round_trip_through_another_resolution_keeps_detail_and_range():
+    """Framed up to the model's size and back (what a 220-px body at a 256² model goes through),
+    fine structure survives (bilinear kept 0.77 of the gradient on phantom X-rays) and no ringing
+    leaves the input's range."""
+    import torch
+
+    from maskel.metrics import sharpness
+
+    mask = _body(256, 256, (20, 216, 60, 180))
+    rng = np.random.default_rng(0)
+    stripes = (np.arange(256)[None, :] // 3 % 2).astype(np.float32)  # 3-px bars: ribs at this scale
+    img = np.where(mask, 0.2 + 0.6 * stripes * (rng.random((256, 256)) > 0.3), 0.0).astype(np.float32)
+    f = compute_frame(mask)
+    assert f.side < 256
+    back = unframe_image(frame_image(img, f, 256), f)
+    assert back.min() >= img.min() and back.max() <= img.max()
+    t = lambda a: torch.from_numpy(a)[None, None]  # noqa: E731
+    m = t(mask.astype(np.float32))
+    assert float(sharpness(t(back), m) / sharpness(t(img), m)) > 0.85
+
+
 def test_frame_is_square_centred_with_margin_and_body_fits():
     mask = _body(400, 300, (100, 300, 140, 180))  # 200 tall, 40 wide
     f = compute_frame(mask)

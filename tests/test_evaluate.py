@@ -21,11 +21,11 @@ from render.labels import BONE_LABELS
 REPO = Path(__file__).resolve().parents[1]
 HELDOUT = REPO / "tests" / "data" / "heldout"
 DEFAULT = REPO / "maskel" / "weights" / "default.safetensors"
-FLOORS = {"ssim_body": 0.82, "bone_dice": 0.79, "sharpness": 0.60, "ssim_body_mask_only": 0.75}
-"""On these 16 samples (phantom v2, seed 9191) the shipped model measured SSIM 0.844, bone Dice 0.813,
-sharpness 0.657, mask-only SSIM 0.776; the previous default (trained on the schematic phantom)
-0.752 / 0.674 / 0.793 / 0.733 and the upstream-like baseline 0.561 / 0.629 / 0.537 / -, so a
-swapped or stale checkpoint fails the SSIM and Dice floors."""
+FLOORS = {"ssim_body": 0.83, "bone_dice": 0.80, "sharpness": 0.74, "ssim_body_mask_only": 0.76}
+"""On these 16 samples (phantom v4, seed 9191) the shipped model measured SSIM 0.851, bone Dice 0.828,
+sharpness 0.784, mask-only SSIM 0.779; the previous default (phantom v2, bilinear-framed targets)
+0.843 / 0.828 / 0.661 / 0.773 and the upstream-like baseline far below, so a swapped or stale
+checkpoint fails the sharpness floor (and a broken one all of them)."""
 
 
 def test_every_region_has_bones_of_the_phantom():

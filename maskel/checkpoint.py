@@ -33,9 +33,10 @@ MAX_RESOLUTION = 4096
 MAX_STYLES = 8
 # Shape numbers of the model sections, bounded so a corrupt file cannot ask for gigabytes before any
 # weight is compared with its shape.
-SHAPE_LIMITS = {("mae", "channels"): 2048, ("mae", "latent_dim"): 4096, ("mae", "res_blocks"): 64,
-                ("mae", "context_blocks"): 64, ("mae", "patch"): 64, ("generator", "codebook_size"): 65536,
-                ("generator", "codebook_dim"): 4096, ("generator", "context_blocks"): 64}  # fmt: skip
+SHAPE_LIMITS = {("mae", "channels"): (1, 2048), ("mae", "latent_dim"): (1, 4096), ("mae", "res_blocks"): (0, 64),
+                ("mae", "context_blocks"): (0, 64), ("mae", "patch"): (1, 64), ("generator", "codebook_size"): (1, 65536),
+                ("generator", "codebook_dim"): (1, 4096), ("generator", "context_blocks"): (0, 64)}  # fmt: skip
+"""(lowest, highest) per shape number; block counts may be 0 (the upstream-64 preset has none)."""
 
 
 def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -131,11 +132,11 @@ def validate_meta(meta: dict[str, Any], where: str) -> None:
     for key in ("resolution", "styles", "pose_channel"):
         if key in config and config[key] != meta[key]:
             raise BadCheckpoint(f"{where}: metadata {key} {meta[key]!r} contradicts its config's {str(config[key])[:40]}")
-    for (section, key), top in SHAPE_LIMITS.items():
+    for (section, key), (low, top) in SHAPE_LIMITS.items():
         value = config.get(section, {}).get(key) if isinstance(config.get(section), dict) else None
         values = value if isinstance(value, list) else [value]
-        if value is not None and not all(_is_int(v) and 1 <= v <= top for v in values):
-            raise BadCheckpoint(f"{where}: config [{section}] {key} = {str(value)[:40]} is out of range (1 to {top})")
+        if value is not None and not all(_is_int(v) and low <= v <= top for v in values):
+            raise BadCheckpoint(f"{where}: config [{section}] {key} = {str(value)[:40]} is out of range ({low} to {top})")
 
 
 def load_checkpoint(

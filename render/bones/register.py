@@ -366,11 +366,9 @@ class Registrar:
             which = np.where(across, 0, np.where(both[:, 1] < y_c, 1, 2))
             reach = np.where(across, np.abs(off[:, 0]), np.abs(off[:, 1]))
             keep = np.where(short > 0, 1.0 - short / np.maximum(reach, 1e-3), 1.0)
-            for k in range(3):
-                for i in range(n):
-                    sel = near[:, i] & (which == k)
-                    if sel.any():
-                        scales[i, k] = max(scales[i, k] * min(float(keep[sel].min()), 1.0), SKULL_SCALE_MIN)
+            placed = near[:, :, None] & (which[:, None, None] == np.arange(3))  # (vertex, level, scale)
+            factor = np.where(placed, keep[:, None, None], 1.0).min(axis=0)
+            scales = np.maximum(scales * factor, SKULL_SCALE_MIN)
 
         for name in ("cranium", "mandible"):
             self.add(name, "head", warp(p[name].vertices), p[name].faces)

@@ -27,6 +27,9 @@ def inner(argv: list[str]) -> None:
     import bpy
     from mathutils import Euler, Vector
 
+    sys.path.insert(0, str(REPO / "tests" / "blender"))
+    from bl_setup import add_mannequin, clear_scene, install_addon, joint_bone
+
     p = argparse.ArgumentParser()
     p.add_argument("--inner", action="store_true")
     p.add_argument("--zip")
@@ -34,26 +37,14 @@ def inner(argv: list[str]) -> None:
     p.add_argument("--mannequin")
     p.add_argument("--runs", type=int)
     a = p.parse_args(argv)
-    if bpy.app.version >= (4, 2, 0):
-        bpy.ops.extensions.package_install_files(filepath=a.zip, repo="user_default", enable_on_install=True)
-        name = "bl_ext.user_default.maskel_xray"
-    else:
-        bpy.ops.preferences.addon_install(filepath=a.zip, overwrite=True)
-        bpy.ops.preferences.addon_enable(module="maskel_xray")
-        name = "maskel_xray"
+    name = install_addon(a.zip)
     pipeline = sys.modules[name + ".pipeline"]
     client_mod = sys.modules[name + ".core.client"]
     bpy.context.preferences.addons[name].preferences.server_url = a.server
     scene = bpy.context.scene
-    for ob in list(scene.objects):
-        bpy.data.objects.remove(ob)
-    if a.mannequin == "server":
-        bpy.ops.maskel.add_mannequin(source="SERVER")
-    else:
-        bpy.ops.maskel.add_mannequin(source="FILE", filepath=a.mannequin)
-    arm = scene.maskel.character
-    jmap = json.loads(arm["maskel_joint_map"])
-    arm.pose.bones[jmap["left_shoulder"].rpartition(":")[0]].rotation_euler = Euler((0, 1.0, 0))
+    clear_scene(scene)
+    _, arm, jmap = add_mannequin(scene, a.mannequin)
+    joint_bone(arm, jmap, "left_shoulder").rotation_euler = Euler((0, 1.0, 0))
     cam = bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam"))
     scene.collection.objects.link(cam)
     cam.location = (0.5, -5.0, 1.0)

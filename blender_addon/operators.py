@@ -10,7 +10,7 @@ from bpy.props import EnumProperty, StringProperty
 from . import character as charmod
 from . import mannequin, state, ui, xcameras
 from . import skeleton as skeletonmod
-from .core.client import ServerError
+from .core.client import ServerError, describe_health
 from .pipeline import XrayError, XrayJob, xray_cameras
 from .preferences import make_client
 
@@ -171,8 +171,7 @@ class MASKEL_OT_check_server(bpy.types.Operator):
             state.server_status = str(e)
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
-        state.server_status = (f"{h.get('model', '?')} {h.get('resolution', '?')} px, {h.get('device', '?')}, "
-                               f"styles {', '.join(h.get('styles') or [])}")  # fmt: skip
+        state.server_status = describe_health(h)
         self.report({"INFO"}, f"MaSkel server OK: {state.server_status}")
         return {"FINISHED"}
 

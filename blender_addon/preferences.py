@@ -9,7 +9,7 @@ import bpy
 from bpy.props import FloatProperty, IntProperty, StringProperty
 
 from . import state
-from .core.client import MaskelClient, ServerError, is_loopback
+from .core.client import MaskelClient, ServerError, describe_health, is_loopback
 from .core.localserver import LocalServer
 
 ADDON_ID = __package__
@@ -78,24 +78,20 @@ class MASKEL_OT_start_server(bpy.types.Operator):
     @staticmethod
     def _start(srv: LocalServer, wait: float, result: dict) -> None:
         try:
-            result["status"] = _health_text(srv.start(wait=wait))
+            result["status"] = describe_health(srv.start(wait=wait))
         except ServerError as e:
             result["status"] = f"failed: {e}"
             state.local_server = None
 
     def _finish(self, srv: LocalServer, log: str):
         try:
-            state.server_status = _health_text(srv.start(wait=get_prefs().start_wait))
+            state.server_status = describe_health(srv.start(wait=get_prefs().start_wait))
         except ServerError as e:
             state.local_server = None
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
         self.report({"INFO"}, f"MaSkel server running at {srv.url} (log: {log})")
         return {"FINISHED"}
-
-
-def _health_text(health: dict) -> str:
-    return f"{health.get('model', '?')} @ {health.get('resolution', '?')} px on {health.get('device', '?')}"
 
 
 class MASKEL_OT_stop_server(bpy.types.Operator):

@@ -79,3 +79,12 @@ def test_the_addon_error_base_and_the_server_codes() -> None:
     own = {client.BAD_URL, client.UNREACHABLE, client.TIMEOUT, client.BAD_REPLY, client.NOT_MASKEL, client.CONFIG, client.DIED}
     assert not own & set(ERROR_CODES), "the add-on's own codes must not shadow the server's"
     assert client.SERVER_GONE <= own
+
+
+def test_the_panel_line_names_what_the_served_health_says(maskel_server: str) -> None:
+    from blender_addon.core.client import describe_health
+
+    health = MaskelClient(maskel_server, timeout=10).health()
+    line = describe_health(health)
+    assert f"{health['resolution']} px" in line and health["device"] in line and health["model"] in line
+    assert all(style in line for style in health["styles"]) and "?" not in line

@@ -202,6 +202,12 @@ class MaskelClient:
         return result
 
 
+def describe_health(health: dict) -> str:
+    """One line for the panel from a ``/v1/health`` answer: model, resolution, device, styles."""
+    styles = ", ".join(health.get("styles") or []) or "?"
+    return f"{health.get('model', '?')} @ {health.get('resolution', '?')} px on {health.get('device', '?')}, styles {styles}"
+
+
 def _reason_text(reason: object) -> str:
     if isinstance(reason, ConnectionRefusedError):
         return "connection refused"

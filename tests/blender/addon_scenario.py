@@ -20,6 +20,9 @@ import bpy
 from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Euler, Vector
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bl_setup import add_mannequin, install_addon, joint_bone  # noqa: E402
+
 
 def emit(**kw):
     print("MASKEL_RESULT " + json.dumps(kw), flush=True)
@@ -38,16 +41,9 @@ def parse():
 
 def install(args):
     """Install from the built zip (the same file on every version); returns the add-on's package module."""
-    if bpy.app.version >= (4, 2, 0):
-        # 4.2+: as an extension into the "user_default" repository (works headless, no network needed).
-        bpy.ops.extensions.package_install_files(filepath=args.zip, repo="user_default", enable_on_install=True)
-        name = "bl_ext.user_default.maskel_xray"
-        where = os.path.join(os.environ["BLENDER_USER_EXTENSIONS"], "user_default")
-    else:
-        bpy.ops.preferences.addon_install(filepath=args.zip, overwrite=True)
-        bpy.ops.preferences.addon_enable(module="maskel_xray")
-        name = "maskel_xray"
-        where = os.path.join(os.environ["BLENDER_USER_SCRIPTS"], "addons")
+    name = install_addon(args.zip)
+    where = (os.path.join(os.environ["BLENDER_USER_EXTENSIONS"], "user_default") if name.startswith("bl_ext.")
+             else os.path.join(os.environ["BLENDER_USER_SCRIPTS"], "addons"))
     mod = sys.modules[name]
     emit(installed=name, addon_file=mod.__file__, blender=list(bpy.app.version),
          install_dir=sorted(e for e in os.listdir(where) if not e.startswith(".")))  # fmt: skip
@@ -160,11 +156,7 @@ def main():
     scene.display.shading.light = "STUDIO"
 
     # Mannequin, through the operator (server or file).
-    if args.mannequin == "server":
-        res = bpy.ops.maskel.add_mannequin(source="SERVER")
-    else:
-        res = bpy.ops.maskel.add_mannequin(source="FILE", filepath=args.mannequin)
-    arm = scene.maskel.character
+    res, arm, jmap = add_mannequin(scene, args.mannequin)
     emit(mannequin_op=sorted(res), character=arm.name if arm else None)
     body = [o for o in scene.objects if o.parent == arm and o.type == "MESH"][0]
     emit(mannequin_bones=len(arm.data.bones), mannequin_verts=len(body.data.vertices),
@@ -172,14 +164,12 @@ def main():
                                                                       for m in body.modifiers))  # fmt: skip
 
     # Pose: rotate a few bones found through the mannequin's own joint map.
-    jmap = json.loads(arm["maskel_joint_map"])
     posed = {}
     for joint, angle in (("left_shoulder", (0, 1.0, 0)), ("right_knee", (0.8, 0, 0)), ("spine", (0.2, 0, 0))):
-        bone = jmap[joint].rpartition(":")[0]
-        pb = arm.pose.bones[bone]
+        pb = joint_bone(arm, jmap, joint)
         pb.rotation_mode = "XYZ"
         pb.rotation_euler = Euler(angle)
-        posed[joint] = bone
+        posed[joint] = pb.name
     bpy.context.view_layer.update()
     emit(posed=posed)
 
@@ -485,8 +475,8 @@ def skeleton_scenario(scene, arm, posed, name):
     pb.rotation_euler = Euler((0.0, 0.0, 0.0))
     bpy.context.view_layer.update()
     c_rest = centre(humerus)
-    elbow = json.loads(arm["maskel_joint_map"])["left_elbow"].rpartition(":")[0]
-    head, tail = arm.matrix_world @ pb.head, arm.matrix_world @ arm.pose.bones[elbow].head  # shoulder, elbow
+    elbow = joint_bone(arm, json.loads(arm["maskel_joint_map"]), "left_elbow")
+    head, tail = arm.matrix_world @ pb.head, arm.matrix_world @ elbow.head  # shoulder, elbow
     pb.rotation_euler = Euler((0.9, 0.0, 0.4))
     bpy.context.view_layer.update()
     c1 = centre(humerus)

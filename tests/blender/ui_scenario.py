@@ -22,6 +22,9 @@ import traceback
 import bpy
 from mathutils import Euler, Vector
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bl_setup import add_mannequin, clear_scene, install_addon, joint_bone  # noqa: E402
+
 PROBE = 0.05  # s, the probe timer's interval
 DRIVE = 0.2  # s between two bone rotations ("dragging")
 MIN_SWINGS = 6  # a measurement lasts at least this many bone rotations...
@@ -55,15 +58,6 @@ def shot(name: str) -> str:
         bpy.ops.screen.screenshot_area(filepath=path)
     RESULTS.setdefault("screenshots", []).append(path)
     return path
-
-
-def install():
-    if bpy.app.version >= (4, 2, 0):
-        bpy.ops.extensions.package_install_files(filepath=ARGS.zip, repo="user_default", enable_on_install=True)
-        return "bl_ext.user_default.maskel_xray"
-    bpy.ops.preferences.addon_install(filepath=ARGS.zip, overwrite=True)
-    bpy.ops.preferences.addon_enable(module="maskel_xray")
-    return "maskel_xray"
 
 
 def measure(name, live_mod, seconds, pb, live_on):
@@ -117,7 +111,7 @@ def measure(name, live_mod, seconds, pb, live_on):
 
 
 def script():
-    name = install()
+    name = install_addon(ARGS.zip)
     # Show the MaSkel panel on the sidebar's first tab for the screenshots (3.4 cannot switch tabs
     # from Python); the panel's own draw code is what runs.
     panel = sys.modules[name + ".panels"].VIEW3D_PT_maskel
@@ -129,15 +123,9 @@ def script():
     prefs = bpy.context.preferences.addons[name].preferences
     prefs.server_url = ARGS.server
     scene = bpy.context.scene
-    for ob in list(scene.objects):
-        bpy.data.objects.remove(ob)
-    if ARGS.mannequin == "server":
-        bpy.ops.maskel.add_mannequin(source="SERVER")
-    else:
-        bpy.ops.maskel.add_mannequin(source="FILE", filepath=ARGS.mannequin)
-    arm = scene.maskel.character
-    jmap = json.loads(arm["maskel_joint_map"])
-    pb = arm.pose.bones[jmap["left_shoulder"].rpartition(":")[0]]
+    clear_scene(scene)
+    _, arm, jmap = add_mannequin(scene, ARGS.mannequin)
+    pb = joint_bone(arm, jmap, "left_shoulder")
     pb.rotation_mode = "XYZ"
     pb.rotation_euler = Euler((0.0, 0.0, 0.5 * RAISE))
     cam = bpy.data.objects.new("ShotCam", bpy.data.cameras.new("ShotCam"))

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=20, help="sequential requests per size")
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--throughput-size", type=int, default=256)
-    ap.add_argument("--max-batch", type=int, default=8)
+    ap.add_argument("--max-batch", type=int, help="the server's --max-batch (default: the server's own, 2 on a CPU)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--mask", type=Path, help="use this mask PNG (resized) instead of a drawn figure")
     args = ap.parse_args(argv)
@@ -94,9 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     except MaskelError as e:
         print(f"serve_latency: error: {e}", file=sys.stderr)
         return 2
-    with start_server(ckpt, "--device", args.device, "--max-batch", str(args.max_batch)) as server:
+    batch_args = ["--max-batch", str(args.max_batch)] if args.max_batch else []
+    with start_server(ckpt, "--device", args.device, *batch_args) as server:
         health = httpx.get(server.url + "/v1/health").json()
-        print(f"model {health['model']} ({health['resolution']} px) on {health['device']}, max batch {args.max_batch}")
+        print(f"model {health['model']} ({health['resolution']} px) on {health['device']}, max batch {args.max_batch or 'server default'}")
         url = server.url + "/v1/xray"
         print(f"\n{'mask':>9} {'p50 ms':>8} {'p95 ms':>8} {'server p50':>11}   ({args.requests} sequential requests)")
         with httpx.Client(timeout=300) as client:

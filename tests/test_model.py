@@ -283,10 +283,10 @@ def test_checkpoint_metadata_is_validated(tmp_path: Path):
         save_checkpoint(tmp_path / "x", {"a": torch.zeros(1)}, bad)
     with pytest.raises(MaskelError, match="unknown checkpoint format"):
         save_checkpoint(tmp_path / "x", {"a": torch.zeros(1)}, dict(meta, format="other/9"))
-    for preset in ("upstream-64", "cpu-256", "pix2pix-256"):  # every preset's own shapes are in range
-        up = load_config(preset)
-        up.update(styles=["radiograph"], pose_channel=False, num_labels=0)
-        save_checkpoint(tmp_path / preset, {"a": torch.zeros(1)}, make_meta("stage1", up, 1, {}, {}))
+    for preset in ("upstream-64", "cpu-256", "pix2pix-256"):  # the compared presets: their own shapes are in range
+        preset_cfg = load_config(preset)
+        preset_cfg.update(styles=["radiograph"], pose_channel=False, num_labels=0)
+        save_checkpoint(tmp_path / preset, {"a": torch.zeros(1)}, make_meta("stage1", preset_cfg, 1, {}, {}))
     huge = dict(cfg, mae=dict(cfg["mae"], res_blocks=1000))
     with pytest.raises(MaskelError, match="res_blocks = 1000 is out of range"):
         save_checkpoint(tmp_path / "y", {"a": torch.zeros(1)}, make_meta("stage1", huge, 1, {}, {}))

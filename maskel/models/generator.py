@@ -6,9 +6,10 @@ X-ray -> vector quantiser (``maskel.models.vq``) -> a decoder of the stage-1 dec
 skip connections from the mask encoder, so it draws at the input's own resolution with the
 silhouette's exact outline. With ``init_from_stage1`` the decoder starts as the stage-1 decoder
 (skips at zero); on phantom v4 that start cost 0.009 SSIM inside the body against training it
-from scratch, which in turn drew less sharply (README, stage-2 ablation). Output in [0, 1] per style, multiplied by the mask dilated by one pixel (air is
-black; this also keeps training from collapsing to an all-black image). An optional bone-label
-head (logits) runs only when labels are asked for.
+from scratch, which in turn drew less sharply (README, stage-2 ablation). Output in [0, 1] per
+style, multiplied by the mask dilated by one pixel (air is black; this also keeps training from
+collapsing to an all-black image). An optional bone-label head (logits) runs only when labels are
+asked for.
 
 With ``radiograph_from_dxa`` the radiograph is composed the way the phantom's DRR makes it: the
 decoder's radiograph channel becomes the soft-tissue image ``r0`` and the bone comes from the

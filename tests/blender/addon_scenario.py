@@ -330,7 +330,7 @@ def main():
 
     live_scenario(scene, arm, posed, cam, name)
     if args.skeleton:
-        skeleton_scenario(scene, arm, posed, name)
+        skeleton_scenario(scene, arm, jmap, posed, name)
         other_rigs_scenario(scene, arm, name)
 
     # Animate a bone over frames 1-3 and save for the batch tests.
@@ -453,7 +453,7 @@ def other_rigs_scenario(scene, mannequin, name):
     emit(other_rigs=out)
 
 
-def skeleton_scenario(scene, arm, posed, name):
+def skeleton_scenario(scene, arm, jmap, posed, name):
     """Add skeleton: the phantom's bones as meshes parented to the rig's bones, following the pose."""
     res = bpy.ops.maskel.add_skeleton()
     bones = [o for o in scene.objects if o.get("maskel_skeleton") == arm.name]
@@ -475,7 +475,7 @@ def skeleton_scenario(scene, arm, posed, name):
     pb.rotation_euler = Euler((0.0, 0.0, 0.0))
     bpy.context.view_layer.update()
     c_rest = centre(humerus)
-    elbow = joint_bone(arm, json.loads(arm["maskel_joint_map"]), "left_elbow")
+    elbow = joint_bone(arm, jmap, "left_elbow")
     head, tail = arm.matrix_world @ pb.head, arm.matrix_world @ elbow.head  # shoulder, elbow
     pb.rotation_euler = Euler((0.9, 0.0, 0.4))
     bpy.context.view_layer.update()

@@ -106,7 +106,7 @@ class Stage1:
 class Stage2:
     """The generator and its discriminator (two optimisers, alternating steps; the adversarial
     term and the discriminator start at ``adv_warmup``); the best checkpoint has the highest
-    SSIM inside the body."""
+    SSIM inside the body among those sharp enough (``ranking``)."""
 
     name = "stage2"
 
@@ -114,6 +114,7 @@ class Stage2:
         s = cfg["stage2"]
         self.place, self.styles, self.clip = place, list(cfg["styles"]), float(cfg["train"].get("grad_clip", 0))
         self.weights = s["loss"]
+        self.min_sharpness = float(s.get("min_sharpness", 0.0))
         self.reads_limbs = bool(cfg["pose_channel"])
         self.labels = int(cfg.get("num_labels", 0)) > 0
         gen = build_generator(cfg, training=True)
@@ -154,7 +155,8 @@ class Stage2:
                           labels=batch["labels"] if self.labels else None)  # fmt: skip
         return row, batch["mask"].expand_as(pred), pred
 
-    @staticmethod
-    def ranking(metrics: dict[str, float]) -> float:
-        """Lower is better."""
-        return -metrics["ssim_body"]
+    def ranking(self, metrics: dict[str, float]) -> float:
+        """Lower is better: minus the validation SSIM inside the body, plus the shortfall of the
+        sharpness ratio under ``stage2.min_sharpness`` (0: SSIM alone), so a checkpoint that wins
+        SSIM by drawing blur pays for it in the same units."""
+        return -metrics["ssim_body"] + max(0.0, self.min_sharpness - metrics["sharpness"])

@@ -23,6 +23,7 @@ from maskel.models import build_generator, build_mae, load_generator, load_mae
 from maskel.models.discriminator import build_discriminator
 from maskel.models.generator import LIMB_CHANNELS
 from maskel.models.losses import discriminator_loss, generator_loss, gradient_l1
+from maskel.stages import Placement, Stage2
 from tests._train_helpers import LABEL_NAMES, write_manifest_dataset
 
 
@@ -125,8 +126,11 @@ def test_load_generator_shapes_ranges_and_gating(tmp_path: Path, pose: bool):
         assert loaded(torch.ones(1, 1, 24, 40))["xray"].shape == (1, 2, 24, 40)
 
 
-def test_inference_lookup_equals_the_training_quantiser():
+@pytest.mark.parametrize("codebook_dim", [8, 16])  # projected, and in the latent's own 16 dims
+def test_inference_lookup_equals_the_training_quantiser(codebook_dim: int):
     cfg = tiny_cfg()
+    cfg["generator"] = dict(cfg["generator"], codebook_dim=codebook_dim)
+    assert cfg["mae"]["latent_dim"] == 16
     lib = build_generator(cfg, training=True)
     lib.train()
     lib(*[tiny_batch(cfg)[k] for k in ("mask", "pose")])  # one EMA update moves the codebook
@@ -424,3 +428,14 @@ def test_limb_maps_drawn_in_the_crop_equal_the_whole_frame_cropped(tmp_path: Pat
     assert drawn > 0  # the windows hold limbs, so the comparison is not of empty maps
     bare = TrainView(data, idx, 1, None, 32, crop=16, limbs=False)[0]
     assert bare["pose"].shape == (0, 16, 16) and bare["mask"].shape == (1, 16, 16)
+
+
+def test_stage2_best_checkpoint_pays_for_blur():
+    cfg = tiny_cfg()
+    cfg["stage2"] = dict(cfg["stage2"], min_sharpness=0.75)
+    task = Stage2(cfg, Placement(torch.device("cpu")), None)
+    sharp, blurred = {"ssim_body": 0.84, "sharpness": 0.78}, {"ssim_body": 0.85, "sharpness": 0.70}
+    assert task.ranking(sharp) < task.ranking(blurred)  # 0.05 short of the floor costs 0.05 SSIM
+    assert task.ranking({"ssim_body": 0.86, "sharpness": 0.74}) < task.ranking(sharp)
+    cfg["stage2"]["min_sharpness"] = 0.0
+    assert Stage2(cfg, Placement(torch.device("cpu")), None).ranking(blurred) < task.ranking(sharp)

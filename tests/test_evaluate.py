@@ -21,11 +21,12 @@ from render.labels import BONE_LABELS
 REPO = Path(__file__).resolve().parents[1]
 HELDOUT = REPO / "tests" / "data" / "heldout"
 DEFAULT = REPO / "maskel" / "weights" / "default.safetensors"
-FLOORS = {"ssim_body": 0.83, "bone_dice": 0.80, "sharpness": 0.74, "ssim_body_mask_only": 0.76}
-"""On these 16 samples (phantom v4, seed 9191) the shipped model measured SSIM 0.851, bone Dice 0.828,
-sharpness 0.784, mask-only SSIM 0.779; the previous default (phantom v2, bilinear-framed targets)
-0.843 / 0.828 / 0.661 / 0.773 and the upstream-like baseline far below, so a swapped or stale
-checkpoint fails the sharpness floor (and a broken one all of them)."""
+FLOORS = {"ssim_body": 0.855, "bone_dice": 0.82, "sharpness": 0.76, "ssim_body_mask_only": 0.77}
+"""On these 16 samples (phantom v4, seed 9191) the shipped model measured SSIM 0.866, bone Dice 0.839,
+sharpness 0.800, mask-only SSIM 0.789; the previous default 0.851 / 0.828 / 0.784 / 0.779, the one
+before it (phantom v2, bilinear-framed targets) 0.843 / 0.828 / 0.661 / 0.773 and the upstream-like
+baseline far below, so a stale checkpoint fails the SSIM floor (the oldest also the sharpness floor)
+and a broken one all of them."""
 
 
 def test_every_region_has_bones_of_the_phantom():

@@ -37,6 +37,8 @@ def parse():
     for a in ("--zip", "--server", "--mannequin", "--out"):
         p.add_argument(a)
     p.add_argument("--skeleton", action="store_true")
+    p.add_argument("--material-preview", action="store_true",
+                   help="also a screenshot in Material Preview (EEVEE compiles for tens of seconds under software GL)")
     p.add_argument("--live-seconds", type=float, default=12.0)
     return p.parse_args(sys.argv[sys.argv.index("--") + 1 :])
 
@@ -168,6 +170,12 @@ def script():
     }  # fmt: skip
     yield 1.5
     shot("addon_solid_after_generate")
+    if ARGS.material_preview:
+        space.shading.type = "MATERIAL"
+        yield 45.0
+        shot("addon_material_preview_after_generate")
+        space.shading.type = "SOLID"
+        yield 1.5
     xray_image = bpy.data.images.get(f"MaSkel X-ray {cam.name}")
     if xray_image is not None:
         xray_image.save_render(os.path.join(ARGS.out, "xray_generated.png"))

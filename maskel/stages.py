@@ -88,10 +88,11 @@ class Stage1:
         apply(self.optims["mae"], loss, self.model, self.clip)
         return {"loss": float(loss.detach())}
 
-    def score(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-        """-> (per-image metrics, the input as shown in the sample grid, the prediction)."""
+    def score(self, batch: dict[str, torch.Tensor], model: nn.Module) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """-> (per-image metrics, the input as shown in the sample grid, the prediction) of
+        ``model`` (this stage's MAE or its weight average)."""
         with self.place.autocast():
-            out = self.model(batch["xray"])
+            out = model(batch["xray"])
         pred = out["pred"].float()
         row = {"loss": out["loss"].float().reshape(1).expand(len(pred))}
         row.update(score_batch(pred, batch["xray"], batch["mask"], self.styles))
@@ -145,10 +146,11 @@ class Stage2:
             terms["d_loss"] = float(d_loss.detach())
         return terms
 
-    def score(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-        """-> (per-image metrics, the mask as shown in the sample grid, the prediction)."""
+    def score(self, batch: dict[str, torch.Tensor], model: nn.Module) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """-> (per-image metrics, the mask as shown in the sample grid, the prediction) of
+        ``model`` (this stage's generator or its weight average)."""
         with self.place.autocast():
-            out = self.model(batch["mask"], batch["pose"], labels=self.labels)
+            out = model(batch["mask"], batch["pose"], labels=self.labels)
         pred = out["xray"].float()
         pred_labels = out["labels"].argmax(dim=1) if "labels" in out else None
         row = score_batch(pred, batch["xray"], batch["mask"], self.styles, pred_labels=pred_labels,

@@ -43,6 +43,7 @@ from maskel.checkpoint import load_state as load_train_state
 from maskel.config import apply_overrides, load_config, presets, resolve_config
 from maskel.data.augment import AugmentConfig
 from maskel.data.datasets import HoldOut, PairedData, TrainView, load_paired_many, split_indices
+from maskel.ema import ema_update, frozen_copy
 from maskel.evaluate import mean_metrics
 from maskel.imageio import save_u8
 from maskel.models import load_mae
@@ -115,6 +116,13 @@ class Trainer:
         self.total = int(self.scfg["steps"])
         self.step = 0
         self.best: float | None = None
+        # A weight average (``ema_decay`` > 0): from ``ema_start`` on, validation, the best-checkpoint
+        # choice and the inference checkpoints use an EMA of the trained weights; the trained ones
+        # are still validated and logged as "val_raw", so a run shows what the average bought.
+        self.ema_decay = float(self.scfg.get("ema_decay", 0.0))
+        self.ema_start = int(self.scfg.get("ema_start", 0))
+        self.ema = frozen_copy(task.model) if self.ema_decay > 0 else None
+        self.modules = task.modules if self.ema is None else {**task.modules, "ema": self.ema}
         self.cuda = rt.device.type == "cuda"
         keys = [s.split_key for s in data.samples]
         self.train_idx, self.val_idx = split_indices(keys, float(cfg["data"]["val_fraction"]))
@@ -153,14 +161,22 @@ class Trainer:
         for name, opt in self.task.optims.items():
             for g in opt.param_groups:
                 g["lr"] = lr_at(self.step, self.task.base_lr[name], int(self.scfg["warmup"]), self.total)
-        return self.task.step(batch, self.step)
+        terms = self.task.step(batch, self.step)
+        if self.ema is not None and self.step >= self.ema_start:  # the first update is a copy
+            ema_update(self.ema, self.task.model, self.ema_decay if self.step > self.ema_start else 0.0)
+        return terms
+
+    @property
+    def inference_model(self) -> torch.nn.Module:
+        """The weights that validation scores and checkpoints hold: the EMA once it has started."""
+        return self.ema if self.ema is not None and self.step > self.ema_start else self.task.model
 
     # validation ----------------------------------------------------------------------------
     @torch.no_grad()
-    def validate(self) -> dict[str, float]:
-        """Mean validation metrics on whole frames (scored inside the body, ``score_batch``); the
-        first batch is saved as a sample grid."""
-        model = self.task.model
+    def validate(self, model: torch.nn.Module, grid: bool = True) -> dict[str, float]:
+        """Mean validation metrics of ``model`` on whole frames (scored inside the body,
+        ``score_batch``); with ``grid``, the first batch is saved as a sample grid."""
+        was_training = model.training
         model.eval()
         loader = DataLoader(self.val_view if self.val_idx else self.view, batch_size=max(1, self.batch))
         rows: list[dict[str, torch.Tensor]] = []
@@ -168,11 +184,11 @@ class Trainer:
         torch.manual_seed(self.seed)  # the same MAE masks at every validation (and no effect on training RNG)
         for batch in loader:
             batch = {k: v.to(self.rt.device) for k, v in batch.items()}
-            row, shown_in, pred = self.task.score(batch)
+            row, shown_in, pred = self.task.score(batch, model)
             rows.append(row)
-            if shown is None:
+            if shown is None and grid:
                 shown = (shown_in.float(), pred, batch["xray"])
-        model.train()
+        model.train(was_training)
         if shown is not None:
             self._save_grid(*shown)
         return mean_metrics(rows)
@@ -202,8 +218,8 @@ class Trainer:
     def save(self, metrics: dict[str, Any], best: bool) -> None:
         # The state first: a kill at any point leaves no checkpoint newer than the state, so a
         # directory with a checkpoint always resumes (check_run_dir relies on it).
-        save_state(self.out / "state", self.task.modules, self.task.optims, {"step": self.step, "best": self.best, "stage": self.stage, "seed": self.seed})
-        tensors = self.task.model.state_dict()
+        save_state(self.out / "state", self.modules, self.task.optims, {"step": self.step, "best": self.best, "stage": self.stage, "seed": self.seed})
+        tensors = self.inference_model.state_dict()
         meta = self._meta(metrics)
         save_checkpoint(self.out / "last", tensors, meta)
         save_checkpoint(self.out / f"step-{self.step:06d}", tensors, meta)
@@ -219,7 +235,7 @@ class Trainer:
         st = checkpoint_paths(self.out / "state")[0]
         if not st.exists():
             raise MaskelError(f"--resume: no training state in {self.out} (state.safetensors)")
-        extra = load_train_state(st, self.task.modules, self.task.optims)
+        extra = load_train_state(st, self.modules, self.task.optims)
         if extra.get("stage") != self.stage:
             raise MaskelError(f"--resume: {st} is from {extra.get('stage')}, not {self.stage}")
         self.step, self.best = int(extra["step"]), extra.get("best")
@@ -285,9 +301,11 @@ class Trainer:
                 best = False
                 if self.step % val_every == 0 or done:
                     if self.rt.main:
-                        last_val = self.validate()
+                        last_val = self.validate(self.inference_model)
                         best = self._is_better(last_val)
                         self.log("val", last_val)
+                        if self.inference_model is not self.task.model:
+                            self.log("val_raw", self.validate(self.task.model, grid=False))
                     self.rt.barrier()
                 if self.step % ckpt_every == 0 or done:
                     if self.rt.main:

@@ -18,6 +18,7 @@ from maskel.config import load_config
 from maskel.data.augment import AugmentConfig, augment_sample, mirror_label_table
 from maskel.data.datasets import TrainView, load_paired, split_indices
 from maskel.data.joints import JOINT_INDEX
+from maskel.ema import ema_update, frozen_copy
 from maskel.metrics import sharpness
 from maskel.models import build_generator, build_mae, load_generator, load_mae
 from maskel.models.discriminator import build_discriminator
@@ -439,3 +440,19 @@ def test_stage2_best_checkpoint_pays_for_blur():
     assert task.ranking({"ssim_body": 0.86, "sharpness": 0.74}) < task.ranking(sharp)
     cfg["stage2"]["min_sharpness"] = 0.0
     assert Stage2(cfg, Placement(torch.device("cpu")), None).ranking(blurred) < task.ranking(sharp)
+
+
+def test_weight_average_lerps_float_tensors_and_copies_flags():
+    class Held(torch.nn.Module):
+        def __init__(self, value: float, flag: bool):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.full((3,), value))
+            self.register_buffer("codes", torch.full((2,), value))
+            self.register_buffer("initted", torch.tensor(flag))
+
+    live, held = Held(1.0, True), frozen_copy(Held(0.0, False))
+    ema_update(held, live, decay=0.75)
+    assert torch.allclose(held.weight, torch.full((3,), 0.25)) and torch.allclose(held.codes, torch.full((2,), 0.25))
+    assert bool(held.initted) and not held.weight.requires_grad and not held.training
+    ema_update(held, live, decay=0.0)
+    assert torch.equal(held.weight, live.weight.detach())

@@ -91,7 +91,8 @@ def test_upstream_layout_end_to_end(tmp_path: Path):
 def test_resume_after_sigkill_matches_an_uninterrupted_run(work: dict[str, Path]):
     root = work["root"]
     loss = {**load_config("tiny")["stage2"]["loss"], "adv_warmup": 2}  # the GAN trains before the kill
-    cfg = write_config(root / "resume.toml", stage2={"steps": 9, "ckpt_every": 3, "val_every": 4, "loss": loss})
+    # the weight average starts before the kill too: it is restored from the state like the weights
+    cfg = write_config(root / "resume.toml", stage2={"steps": 9, "ckpt_every": 3, "val_every": 4, "ema_decay": 0.7, "ema_start": 2, "loss": loss})
     args = ["stage2", "--config", str(cfg), "--data", str(work["data"]), "--stage1", str(work["s1"])]
     _ok(run_train(*args, "--out", str(root / "full")))
     killed = root / "killed"
@@ -119,6 +120,22 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(work: dict[str, Path]
         assert torch.allclose(sa[k].float(), sb[k].float(), atol=1e-6, rtol=0), k
     steps = [json.loads(x)["step"] for x in (killed / "metrics.jsonl").read_text().splitlines() if '"train"' in x]
     assert steps == list(range(1, 10))  # the killed run's extra lines were dropped on resume
+
+
+def test_checkpoints_hold_the_weight_average_and_the_trained_weights_are_still_scored(work: dict[str, Path]):
+    out = work["root"] / "ema"
+    cfg = write_config(work["root"] / "ema.toml", stage2={"steps": 8, "val_every": 2, "ckpt_every": 4, "ema_decay": 0.8, "ema_start": 3})
+    _ok(run_train("stage2", "--config", str(cfg), "--data", str(work["data"]), "--stage1", str(work["s1"]), "--out", str(out)))
+    state, last = load_file(out / "state.safetensors"), load_file(out / "last.safetensors")
+    averaged = {k[len("model.ema."):]: v for k, v in state.items() if k.startswith("model.ema.")}
+    trained = {k[len("model.generator."):]: v for k, v in state.items() if k.startswith("model.generator.")}
+    assert averaged.keys() == trained.keys() == last.keys()
+    assert all(torch.equal(last[k], averaged[k]) for k in last)  # inference checkpoints: the average
+    assert any(v.is_floating_point() and not torch.equal(v, averaged[k]) for k, v in trained.items())
+    recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    val, raw = ({r["step"]: r["ssim_body"] for r in recs if r["kind"] == kind} for kind in ("val", "val_raw"))
+    assert sorted(val) == [2, 4, 6, 8] and sorted(raw) == [4, 6, 8]  # the average exists from step 3 on
+    assert any(val[s] != raw[s] for s in raw)
 
 
 def test_torchrun_two_processes_gloo(work: dict[str, Path]):

@@ -32,6 +32,7 @@ from maskel.checkpoint import (
 )
 from maskel.config import read_preset
 from maskel.data.datasets import PairedData
+from maskel.ema import ema_update, frozen_copy
 from maskel.schedule import lr_at, step_seed
 
 UNET_KEYS = ("channels", "attention_levels", "num_res_blocks", "norm_num_groups", "num_head_channels")
@@ -64,12 +65,6 @@ def data_tensors(data: PairedData) -> tuple[torch.Tensor, torch.Tensor]:
     return masks, xrays
 
 
-def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    with torch.no_grad():
-        for e, p in zip(ema.parameters(), model.parameters(), strict=True):
-            e.lerp_(p, 1.0 - decay)
-
-
 def load_diffusion_checkpoint(path: str | Path, stage: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """A ddpm / sr checkpoint (refused in one line when it is another stage)."""
     st = checkpoint_paths(path)[0]
@@ -89,7 +84,7 @@ def train_loop(stage: str, cfg: dict[str, Any], model: nn.Module, loss_fn: LossF
     t = cfg["train"]
     total, seed = int(t["steps"]), int(cfg["seed"])
     decay = float(t.get("ema_decay", 0.0))
-    ema = _clone(model) if decay > 0 else model
+    ema = frozen_copy(model) if decay > 0 else model
     opt = torch.optim.AdamW(model.parameters(), lr=float(t["lr"]), weight_decay=float(t.get("weight_decay", 0.0)))
     modules = {"model": model, "ema": ema} if decay > 0 else {"model": model}
     step = 0
@@ -142,11 +137,3 @@ def train_loop(stage: str, cfg: dict[str, Any], model: nn.Module, loss_fn: LossF
     n = sum(p.numel() for p in model.parameters())
     print(f"{stage}: {step} steps, {n / 1e6:.2f} M parameters, loss {running:.4f}; checkpoint {out / 'last.safetensors'}")
     return 0
-
-
-def _clone(model: nn.Module) -> nn.Module:
-    import copy
-
-    ema = copy.deepcopy(model)
-    ema.requires_grad_(False)
-    return ema

@@ -18,6 +18,7 @@ import importlib.util
 import os
 import sys
 import time
+from importlib import import_module
 
 import bpy
 
@@ -36,6 +37,11 @@ def _package():
     return sys.modules[_PKG]
 
 
+def _client_module():
+    _package()
+    return import_module(f"{_PKG}.core.client")
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="blender -b scene.blend -P batch.py --", description="MaSkel X-ray batch")
     p.add_argument("--frames", required=True, help='frames to render, e.g. "1-48" or "1,3,5-7"')
@@ -45,7 +51,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--server", default=os.environ.get("MASKEL_SERVER", "http://127.0.0.1:8765"))
     p.add_argument("--token", default=os.environ.get("MASKEL_TOKEN", ""))
     p.add_argument("--timeout", type=float, default=300.0)
-    p.add_argument("--style", default="radiograph", choices=("radiograph", "dxa"))
+    client_mod = _client_module()
+    p.add_argument("--style", default=client_mod.DEFAULT_STYLE, choices=client_mod.STYLES)
     p.add_argument("--resolution", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep-clothes", action="store_true", help="do not exclude clothing meshes")
@@ -55,8 +62,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def run(argv: list[str]) -> int:
     pkg = _package()
-    from importlib import import_module
-
     core_frames = import_module(f"{_PKG}.core.frames")
     client_mod = import_module(f"{_PKG}.core.client")
     pipeline = import_module(f"{_PKG}.pipeline")

@@ -20,7 +20,7 @@ from . import character as charmod
 from . import overlay as overlaymod
 from .core import camera as cammath
 from .core import rigs
-from .core.client import AddonError, MaskelClient, ServerError
+from .core.client import DEFAULT_STYLE, AddonError, MaskelClient, ServerError
 from .silhouette import render_silhouette
 
 
@@ -75,7 +75,7 @@ class XrayJob:
     """One Generate X-ray request over one or more cameras."""
 
     def __init__(self, scene: bpy.types.Scene, character: bpy.types.Object, cameras: list[bpy.types.Object],
-                 client: MaskelClient, resolution: int = 512, style: str = "radiograph", seed: int = 0,
+                 client: MaskelClient, resolution: int = 512, style: str = DEFAULT_STYLE, seed: int = 0,
                  exclude_clothes: bool = True, out_dir: str | None = None, tag: str = ""):  # fmt: skip
         if not cameras:
             raise XrayError("no camera: set a scene camera, pick one in the MaSkel panel, or use Create X-ray cameras")

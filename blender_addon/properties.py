@@ -10,6 +10,7 @@ from bpy.props import (
 )
 
 from . import overlay
+from .core.client import DEFAULT_STYLE
 
 
 def _poll_character(_self, ob) -> bool:
@@ -44,9 +45,9 @@ class MaskelSceneSettings(bpy.types.PropertyGroup):
                                    description="Use the MaSkel front and side X-ray cameras when both exist")  # fmt: skip
     resolution: EnumProperty(name="Resolution", default="512", description="Long side of the silhouette, in pixels",
                              items=[("256", "256", ""), ("512", "512", ""), ("1024", "1024", "")])  # fmt: skip
-    style: EnumProperty(name="Style", default="radiograph", items=[
+    style: EnumProperty(name="Style", default=DEFAULT_STYLE, items=[
+        ("dxa", "DXA", "Bone alone (mineral density), bright on black: the look of DXA scans"),
         ("radiograph", "Radiograph", "Bone bright, soft tissue grey, air black"),
-        ("dxa", "DXA", "Bone-only density, the look of DXA scans"),
     ])  # fmt: skip
     seed: IntProperty(name="Seed", default=0, min=0)
     opacity: FloatProperty(name="Opacity", default=0.8, min=0.0, max=1.0, subtype="FACTOR", update=_display_changed,

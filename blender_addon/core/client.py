@@ -25,6 +25,11 @@ CONFIG, DIED = "config", "died"
 SERVER_GONE = frozenset({UNREACHABLE, TIMEOUT})
 """Codes after which a batch stops instead of waiting on every remaining frame."""
 BUSY_RETRIES = 3
+STYLES = ("dxa", "radiograph")
+DEFAULT_STYLE = "dxa"
+"""The add-on's default style: DXA draws bone alone (bright on black), which is what a user looks
+for under a pose and what the MaSkel paper's X-rays are; the radiograph's bones sit on a soft-tissue
+grey and read more faintly. (The server's own default is its first style.)"""
 MAX_RETRY_AFTER_S = 10.0
 
 
@@ -176,7 +181,7 @@ class MaskelClient:
             raise ServerError(f"unexpected skeleton format {data.get('format')!r}", BAD_REPLY)
         return data
 
-    def xray(self, mask_png: bytes, joints: dict | None = None, style: str = "radiograph", seed: int = 0,
+    def xray(self, mask_png: bytes, joints: dict | None = None, style: str = DEFAULT_STYLE, seed: int = 0,
              labels: bool = False, bits: int = 16) -> XrayResult:  # fmt: skip
         """POST /v1/xray: silhouette PNG (+ optional pose JSON) -> X-ray PNG of the same size."""
         body = {"mask": base64.b64encode(mask_png).decode("ascii"), "style": style, "seed": int(seed),

@@ -63,7 +63,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def run(argv: list[str]) -> int:
     pkg = _package()
     core_frames = import_module(f"{_PKG}.core.frames")
-    client_mod = import_module(f"{_PKG}.core.client")
+    client_mod = _client_module()
     pipeline = import_module(f"{_PKG}.pipeline")
     charmod = import_module(f"{_PKG}.character")
     del pkg

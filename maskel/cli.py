@@ -20,6 +20,7 @@ from typing import Any
 
 from maskel import MaskelError, __version__
 from maskel.errors import OutputError
+from maskel.interrupt import StopRequest, ctrl_c_stops
 from maskel.plugins import load_plugins
 
 DELEGATED = {"train": "maskel.train", "eval": "maskel.evaluate", "augment": "maskel.diffusion.augment"}
@@ -137,7 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _plugged(argv[0], argv[1:])
         args = build_parser().parse_args(argv)
         if args.command == "generate":
-            return _generate(args)
+            with ctrl_c_stops() as stop:
+                return _generate(args, stop)
         if args.command == "serve":
             return _serve(args)
         raise AssertionError(args.command)
@@ -203,7 +205,7 @@ def _resize_input(mask: Any, pose: dict[str, Any] | None, size: int | None) -> t
     return out, pose
 
 
-def _generate(args: argparse.Namespace) -> int:
+def _generate(args: argparse.Namespace, stop: StopRequest) -> int:
     from tqdm import tqdm
 
     from maskel.imageio import load_mask, save_gray, save_u8
@@ -236,47 +238,50 @@ def _generate(args: argparse.Namespace) -> int:
         failed += 1
         bar.write(f"maskel: error: {path}: {reason}", file=sys.stderr)
 
-    for i in range(0, len(paths), args.batch):
-        batch: list[tuple[Path, Path, Any, dict[str, Any] | None]] = []
-        for path in paths[i : i + args.batch]:
-            target = out_dir / (path.stem + ".png")
-            if target in targets.values() or target.resolve() == path.resolve():
-                fail(path, f"output {target} would clash with {'its input' if target.resolve() == path.resolve() else 'another input'}")
-                bar.update(1)
+    try:
+        for i in range(0, len(paths), args.batch):
+            stop.check()  # between batches: what is written stays whole, the rest is not started
+            batch: list[tuple[Path, Path, Any, dict[str, Any] | None]] = []
+            for path in paths[i : i + args.batch]:
+                target = out_dir / (path.stem + ".png")
+                if target in targets.values() or target.resolve() == path.resolve():
+                    fail(path, f"output {target} would clash with {'its input' if target.resolve() == path.resolve() else 'another input'}")
+                    bar.update(1)
+                    continue
+                try:
+                    mask = load_mask(path).mask
+                    pose = read_joints(args.joints_dir, path)
+                    if pose is not None:
+                        pose_array(pose, mask.shape)  # a bad pose is this input's error, before any resizing
+                    mask, pose = _resize_input(mask, pose, args.size)
+                except MaskelError as e:
+                    fail(path, str(e).removeprefix(f"{path}: "))
+                    bar.update(1)
+                    continue
+                targets[path] = target
+                batch.append((path, target, mask, pose))
+            if not batch:
                 continue
             try:
-                mask = load_mask(path).mask
-                pose = read_joints(args.joints_dir, path)
-                if pose is not None:
-                    pose_array(pose, mask.shape)  # a bad pose is this input's error, before any resizing
-                mask, pose = _resize_input(mask, pose, args.size)
-            except MaskelError as e:
-                fail(path, str(e).removeprefix(f"{path}: "))
+                preds = predictor.predict([b[2] for b in batch], [b[3] for b in batch], style=args.style, seed=args.seed,
+                                          labels=args.labels)  # fmt: skip
+                items = list(zip(batch, preds, strict=True))
+            except MaskelError:  # isolate the bad one(s)
+                items = []
+                for b in batch:
+                    try:
+                        items.append((b, predictor.predict([b[2]], [b[3]], style=args.style, seed=args.seed, labels=args.labels)[0]))
+                    except MaskelError as e:
+                        fail(b[0], str(e))
+                        bar.update(1)
+            for (_, target, _, _), pred in items:
+                save_gray(target, pred.xray, bits=args.bits)
+                if args.labels and pred.labels is not None:
+                    save_u8(target.with_name(target.stem + "_labels.png"), pred.labels)
+                written += 1
                 bar.update(1)
-                continue
-            targets[path] = target
-            batch.append((path, target, mask, pose))
-        if not batch:
-            continue
-        try:
-            preds = predictor.predict([b[2] for b in batch], [b[3] for b in batch], style=args.style, seed=args.seed,
-                                      labels=args.labels)  # fmt: skip
-            items = list(zip(batch, preds, strict=True))
-        except MaskelError:  # isolate the bad one(s)
-            items = []
-            for b in batch:
-                try:
-                    items.append((b, predictor.predict([b[2]], [b[3]], style=args.style, seed=args.seed, labels=args.labels)[0]))
-                except MaskelError as e:
-                    fail(b[0], str(e))
-                    bar.update(1)
-        for (_, target, _, _), pred in items:
-            save_gray(target, pred.xray, bits=args.bits)
-            if args.labels and pred.labels is not None:
-                save_u8(target.with_name(target.stem + "_labels.png"), pred.labels)
-            written += 1
-            bar.update(1)
-    bar.close()
+    finally:  # the bar's last line before any message
+        bar.close()
     print(f"wrote {written} X-ray(s) to {out_dir} in {time.perf_counter() - start:.2f} s"
           + (f"; {failed} input(s) failed" if failed else ""))  # fmt: skip
     return 1 if failed else 0

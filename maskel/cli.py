@@ -231,14 +231,14 @@ def _generate(args: argparse.Namespace, stop: StopRequest) -> int:
     failed = len(errors)
     start = time.perf_counter()
     written = 0
-    bar = tqdm(total=len(paths), unit="mask", desc="generating", disable=len(paths) < 2, file=sys.stderr)
 
     def fail(path: Path, reason: str) -> None:
         nonlocal failed
         failed += 1
         bar.write(f"maskel: error: {path}: {reason}", file=sys.stderr)
 
-    try:
+    # a with block: the bar's last line is out before any message, also when Ctrl-C stops the loop
+    with tqdm(total=len(paths), unit="mask", desc="generating", disable=len(paths) < 2, file=sys.stderr) as bar:
         for i in range(0, len(paths), args.batch):
             stop.check()  # between batches: what is written stays whole, the rest is not started
             batch: list[tuple[Path, Path, Any, dict[str, Any] | None]] = []
@@ -280,8 +280,6 @@ def _generate(args: argparse.Namespace, stop: StopRequest) -> int:
                     save_u8(target.with_name(target.stem + "_labels.png"), pred.labels)
                 written += 1
                 bar.update(1)
-    finally:  # the bar's last line before any message
-        bar.close()
     print(f"wrote {written} X-ray(s) to {out_dir} in {time.perf_counter() - start:.2f} s"
           + (f"; {failed} input(s) failed" if failed else ""))  # fmt: skip
     return 1 if failed else 0

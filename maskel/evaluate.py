@@ -43,6 +43,7 @@ from tqdm import tqdm
 from maskel import MaskelError
 from maskel.atomic import atomic_write_bytes
 from maskel.imageio import encode_u8
+from maskel.interrupt import StopRequest, ctrl_c_stops
 from maskel.metrics import dice, psnr, sharpness, ssim
 
 BONE_THRESHOLD = 0.10
@@ -167,11 +168,15 @@ def load_sample(ref: Any, styles: list[str]) -> dict[str, Any]:
     }
 
 
-def evaluate_predictor(predictor: Any, samples: list[dict[str, Any]], styles: list[str], lut: np.ndarray | None, joints: bool) -> tuple[dict[str, float], list[dict[str, Any]]]:
+def evaluate_predictor(
+    predictor: Any, samples: list[dict[str, Any]], styles: list[str], lut: np.ndarray | None, joints: bool, stop: StopRequest | None = None
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Scores of a ``Predictor`` on loaded held-out samples -> (means, per-sample rows with the
-    generated images, for the review sheet)."""
+    generated images, for the review sheet); ``stop`` (a Ctrl-C request) is checked per sample."""
     shown = []
     for s in tqdm(samples, desc=f"eval {'with' if joints else 'without'} joints", unit="img", leave=False, disable=None):
+        if stop is not None:
+            stop.check()
         n = len(styles)  # one call: the mask once per style, batched
         pj = [s["joints"]] * n if joints and s["joints"] is not None else None
         out = predictor.predict([s["mask"]] * n, joints=pj, style=styles, labels=predictor.has_labels and s["labels"] is not None)
@@ -233,7 +238,11 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "model"
 
 
-def run_eval(checkpoints: Sequence[str], data: str, out: Path, limit: int | None, names: Sequence[str] | None = None) -> list[tuple[str, dict[str, float]]]:
+def run_eval(
+    checkpoints: Sequence[str], data: str, out: Path, limit: int | None, names: Sequence[str] | None = None, stop: StopRequest | None = None
+) -> list[tuple[str, dict[str, float]]]:
+    """Score each checkpoint on the held-out set in ``data``; write report.md, report.json and a
+    review sheet per model into ``out``. ``stop`` (a Ctrl-C request) is checked per sample."""
     from maskel.data.datasets import HoldOut
     from maskel.infer import Predictor
 
@@ -254,7 +263,7 @@ def run_eval(checkpoints: Sequence[str], data: str, out: Path, limit: int | None
         if hold_out:
             entry["hold_out"] = hold_out.to_config()
         for joints in (True, False) if pred.pose_channel else (False,):
-            means, shown = evaluate_predictor(pred, samples, styles, lut, joints)
+            means, shown = evaluate_predictor(pred, samples, styles, lut, joints, stop)
             label = f"{name} ({'joints' if joints else 'mask only'})"
             table.append((label, means))
             entry["with_joints" if joints else "mask_only"] = means
@@ -282,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         torch.set_grad_enabled(False)
-        table = run_eval(args.checkpoint, args.data, args.out, args.limit, args.name)
+        with ctrl_c_stops() as stop:
+            table = run_eval(args.checkpoint, args.data, args.out, args.limit, args.name, stop)
     except MaskelError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

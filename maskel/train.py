@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -46,6 +47,7 @@ from maskel.data.datasets import HoldOut, PairedData, TrainView, load_paired_man
 from maskel.ema import ema_update, frozen_copy
 from maskel.evaluate import mean_metrics
 from maskel.imageio import save_u8
+from maskel.interrupt import ctrl_c_stops
 from maskel.models import load_mae
 from maskel.schedule import lr_at, step_seed
 from maskel.stages import Placement, Stage1, Stage2
@@ -67,6 +69,14 @@ class Runtime:
         if self.world > 1:
             torch_dist.barrier()
 
+    def any_rank(self, flag: bool) -> bool:
+        """Whether ``flag`` is set on any process (so that all of them stop at the same step)."""
+        if self.world == 1:
+            return flag
+        t = torch.tensor([int(flag)], device=self.device)
+        torch_dist.all_reduce(t, op=torch_dist.ReduceOp.MAX)
+        return bool(t.item())
+
 
 def setup_runtime(device: str) -> Runtime:
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -84,6 +94,12 @@ def setup_runtime(device: str) -> Runtime:
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world))))
         torch_dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     return Runtime(rank=rank, world=world, device=dev)
+
+
+def _ignore_ctrl_c(worker_id: int) -> None:
+    """Data workers leave Ctrl-C (sent to the whole process group) to the main process: a worker
+    that dies of it would fail the main process's next fetch instead of letting it stop cleanly."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class SkipSampler(Sampler[int]):
@@ -276,46 +292,61 @@ class Trainer:
                 drop_last=True,
                 num_workers=int(self.cfg["data"].get("workers", 0)),
                 pin_memory=self.cuda,
+                worker_init_fn=_ignore_ctrl_c,
                 generator=torch.Generator().manual_seed(self.seed),  # never touch the global RNG
             )
             for batch in loader:
                 yield {k: v.to(self.rt.device, non_blocking=True) for k, v in batch.items()}
 
     def run(self) -> int:
+        """Train to the step count. Ctrl-C stops at the end of the step it lands in (all ranks at the
+        same one), saves the state and returns 130; a second Ctrl-C stops at once and keeps the
+        last state saved, never one with a step half applied (the discriminator updated, not the
+        generator)."""
         bar = tqdm(total=self.total, initial=self.step, desc=self.stage, unit="step", disable=not self.rt.main, dynamic_ncols=True)
         log_every, val_every, ckpt_every = (int(self.scfg[k]) for k in ("log_every", "val_every", "ckpt_every"))
         last_val: dict[str, float] = {}
+        saved = self.step
         t0, n0 = time.perf_counter(), self.step
         try:
-            for batch in self.batches():
-                if self.step >= self.total:
-                    break
-                terms = self.train_step(batch)
-                self.step += 1
-                ips = (self.step - n0) * self.batch * self.rt.world / max(1e-9, time.perf_counter() - t0)
-                bar.set_postfix(loss=f"{terms['loss']:.4f}", img_s=f"{ips:.1f}")
-                bar.update(1)
-                if self.step % log_every == 0:
-                    self.log("train", {**terms, "images_per_s": ips})
-                done = self.step >= self.total
-                best = False
-                if self.step % val_every == 0 or done:
-                    if self.rt.main:
-                        last_val = self.validate(self.inference_model)
-                        best = self._is_better(last_val)
-                        self.log("val", last_val)
-                        if self.inference_model is not self.task.model:
-                            self.log("val_raw", self.validate(self.task.model, grid=False))
-                    self.rt.barrier()
-                if self.step % ckpt_every == 0 or done:
-                    if self.rt.main:
-                        self.save(last_val, best)
-                    self.rt.barrier()
-        except KeyboardInterrupt:
+            with ctrl_c_stops() as stop:
+                for batch in self.batches():
+                    if self.step >= self.total:
+                        break
+                    terms = self.train_step(batch)
+                    self.step += 1
+                    ips = (self.step - n0) * self.batch * self.rt.world / max(1e-9, time.perf_counter() - t0)
+                    bar.set_postfix(loss=f"{terms['loss']:.4f}", img_s=f"{ips:.1f}")
+                    bar.update(1)
+                    if self.step % log_every == 0:
+                        self.log("train", {**terms, "images_per_s": ips})
+                    done = self.step >= self.total
+                    best = False
+                    if self.step % val_every == 0 or done:
+                        if self.rt.main:
+                            last_val = self.validate(self.inference_model)
+                            best = self._is_better(last_val)
+                            self.log("val", last_val)
+                            if self.inference_model is not self.task.model:
+                                self.log("val_raw", self.validate(self.task.model, grid=False))
+                        self.rt.barrier()
+                    if self.step % ckpt_every == 0 or done:
+                        if self.rt.main:
+                            self.save(last_val, best)
+                        saved = self.step
+                        self.rt.barrier()
+                    if self.rt.any_rank(stop.requested):
+                        bar.close()
+                        if self.rt.main:
+                            if saved != self.step:
+                                self.save(last_val, False)
+                            print(f"interrupted at step {self.step}; state saved in {self.out} (continue with --resume)", file=sys.stderr)
+                        return 130
+        except KeyboardInterrupt:  # the second Ctrl-C, anywhere in a step
             bar.close()
             if self.rt.main:
-                self.save(last_val, False)
-                print(f"interrupted at step {self.step}; state saved in {self.out} (continue with --resume)", file=sys.stderr)
+                kept = f"the state saved at step {saved} is kept in {self.out} (continue with --resume)" if saved else "no state was saved yet"
+                print(f"interrupted before step {self.step + 1} was done; {kept}", file=sys.stderr)
             return 130
         bar.close()
         if self.writer is not None:

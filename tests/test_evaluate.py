@@ -4,8 +4,10 @@ shipped default model held to a floor on held-out phantom samples it never saw."
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +99,23 @@ def test_maskel_eval_bad_checkpoint_is_one_line(tiny_dataset: Path, tmp_path: Pa
     proc = subprocess.run([sys.executable, "-m", "maskel.evaluate", "--checkpoint", str(bad), "--data", str(tiny_dataset)],
                           cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_maskel_eval_ctrl_c_stops_between_samples(tiny_dataset: Path, tiny_checkpoint: Path, tmp_path: Path):
+    out = tmp_path / "ev"
+    models = [a for _ in range(8) for a in ("--checkpoint", str(tiny_checkpoint))]  # long enough to interrupt
+    proc = subprocess.Popen([sys.executable, "-m", "maskel.evaluate", *models, "--data", str(tiny_dataset), "--out", str(out)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not out.exists():  # made once the samples are read
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert proc.poll() is None, proc.stderr.read()
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1] == "interrupted" and stdout == ""
+    assert not (out / "report.json").exists()  # no report of a part of the models
 
 
 def test_the_shipped_default_draws_bones_on_held_out_samples():

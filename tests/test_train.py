@@ -88,6 +88,16 @@ def test_upstream_layout_end_to_end(tmp_path: Path):
     assert set(y) == {"xray"} and y["xray"].shape == (2, 1, 32, 32)
 
 
+def _assert_same_run(a_dir: Path, b_dir: Path) -> None:
+    """The two runs' inference checkpoints and training states (discriminator, optimiser moments,
+    weight average) are equal."""
+    for name in ("last", "state"):
+        a, b = load_file(a_dir / f"{name}.safetensors"), load_file(b_dir / f"{name}.safetensors")
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6, rtol=0), (name, k)
+
+
 def test_resume_after_sigkill_matches_an_uninterrupted_run(work: dict[str, Path]):
     root = work["root"]
     loss = {**load_config("tiny")["stage2"]["loss"], "adv_warmup": 2}  # the GAN trains before the kill
@@ -111,13 +121,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(work: dict[str, Path]
     killed_at = json.loads(state.read_text())["extra"]["step"]
     assert 3 <= killed_at < 9
     _ok(run_train(*args, "--out", str(killed), "--resume"))
-    a, b = load_file(root / "full" / "last.safetensors"), load_file(killed / "last.safetensors")
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6, rtol=0), k
-    sa, sb = load_file(root / "full" / "state.safetensors"), load_file(killed / "state.safetensors")
-    for k in sa:  # discriminator and optimiser moments too
-        assert torch.allclose(sa[k].float(), sb[k].float(), atol=1e-6, rtol=0), k
+    _assert_same_run(root / "full", killed)
     steps = [json.loads(x)["step"] for x in (killed / "metrics.jsonl").read_text().splitlines() if '"train"' in x]
     assert steps == list(range(1, 10))  # the killed run's extra lines were dropped on resume
 
@@ -253,6 +257,39 @@ def test_ctrl_c_saves_state_and_exits_cleanly(work: dict[str, Path]):
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted at step ")
     step = json.loads((out / "state.json").read_text())["extra"]["step"]
     assert step >= 2 and json.loads((out / "last.json").read_text())["step"] == step
+
+
+def test_ctrl_c_then_resume_matches_an_uninterrupted_run(work: dict[str, Path]):
+    """Ctrl-C lands anywhere in a step (between the discriminator's and the generator's update, in
+    the weight average): the run stops at the end of that step, so the state it saves resumes to
+    the uninterrupted run exactly. Interrupted twice, at moments that differ."""
+    root = work["root"]
+    loss = {**load_config("tiny")["stage2"]["loss"], "adv_warmup": 2}
+    cfg = write_config(root / "ctrl-c.toml", stage2={"steps": 40, "ckpt_every": 5, "val_every": 7, "ema_decay": 0.7, "ema_start": 2, "loss": loss})
+    args = ["stage2", "--config", str(cfg), "--data", str(work["data"]), "--stage1", str(work["s1"])]
+    _ok(run_train(*args, "--out", str(root / "ctrl-c-full")))
+    out = root / "ctrl-c"
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    stopped_at = []
+    for n, delay in enumerate((0.3, 0.75)):
+        cmd = [sys.executable, "-m", "maskel.train", *args, "--out", str(out), *(["--resume"] if n else [])]
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        first_step = len((out / "metrics.jsonl").read_text().splitlines()) if n else 0
+        deadline = time.time() + 240
+        while time.time() < deadline and proc.poll() is None and (
+            not (out / "metrics.jsonl").exists() or len((out / "metrics.jsonl").read_text().splitlines()) <= first_step
+        ):
+            time.sleep(0.01)
+        time.sleep(delay)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130 and "Traceback" not in err, err
+        assert err.strip().splitlines()[-1].startswith("interrupted at step "), err
+        stopped_at.append(json.loads((out / "state.json").read_text())["extra"]["step"])
+    assert stopped_at[0] < stopped_at[1] < 40, stopped_at
+    _ok(run_train(*args, "--out", str(out), "--resume"))
+    _assert_same_run(root / "ctrl-c-full", out)
 
 
 def test_set_overrides_a_config_value_and_is_recorded(tmp_path: Path):

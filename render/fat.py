@@ -30,6 +30,8 @@ import trimesh
 from embreex import rtcore_scene
 from embreex.mesh_construction import TriangleMesh
 
+from render.drr import DrrScene
+
 FAT_OF_DEPTH = 0.3  # at most this share of the body's local depth (skin to opposite skin)
 FAT_OF_BONE_DEPTH = 0.6  # at most this share of the distance from the skin to the first bone
 SMOOTH_ROUNDS = 4  # neighbour averaging of the thickness (no steps in the inner surface)
@@ -82,17 +84,19 @@ def _depth(vertices: np.ndarray, faces: np.ndarray, origins: np.ndarray, dirs: n
     return np.where(res["primID"] >= 0, res["tfar"].astype(np.float64) + start, np.inf)
 
 
-def fat_thickness(rest_vertices: np.ndarray, faces: np.ndarray, skin_weights: np.ndarray, bone_names: list[str],
-                  phenotype: dict[str, float], bones: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:  # fmt: skip
-    """(V,) fat thickness (m) at each skin vertex of the rest body; `bones` are the rest skeleton's
-    (vertices, faces) pieces. Deterministic for a given body."""
+def fat_thickness(rest_skin: DrrScene, rest_vertices: np.ndarray, faces: np.ndarray, skin_weights: np.ndarray,
+                  bone_names: list[str], phenotype: dict[str, float], bones: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:  # fmt: skip
+    """(V,) fat thickness (m) at each skin vertex of the rest body; `rest_skin` is that skin's
+    ray-casting scene (the one the skeleton was fitted in, so it is not built twice), `bones`
+    the rest skeleton's (vertices, faces) pieces. Deterministic for a given body."""
     v = np.asarray(rest_vertices, dtype=np.float64)
     stature = float(np.ptp(v[:, 2]))
     t = abdominal_fat_cm(phenotype, stature) / 100.0
     factors = region_factors(bone_names, float(phenotype.get("gender", 0.5))).astype(np.float32)
     t = t * (np.asarray(skin_weights) @ factors).astype(np.float64)
     inward = -vertex_normals(v, faces)
-    skin_depth = _depth(v, faces, v, inward, 1e-4)
+    skin_depth = rest_skin.first_hit(v + inward * 1e-4, inward)
+    skin_depth = np.where(skin_depth > 0, skin_depth + 1e-4, np.inf)
     bone_v = np.concatenate([b[0] for b in bones])
     offs = np.cumsum([0] + [len(b[0]) for b in bones])[:-1]
     bone_f = np.concatenate([b[1] + o for b, o in zip(bones, offs, strict=True)])

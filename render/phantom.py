@@ -73,6 +73,7 @@ class _RestSkeleton:
     vert_part: np.ndarray  # (N,) part index per vertex
     splits: np.ndarray  # vertex offsets (P+1,)
     faces: list[np.ndarray]
+    rest_skin: DrrScene  # the rest skin's ray-casting scene (the fat layer is measured in it too)
     fat_m: np.ndarray | None = None  # (V,) fat thickness per skin vertex, made on first use
 
 
@@ -113,6 +114,7 @@ def rest_skeleton(body) -> _RestSkeleton:
         vert_part=np.repeat(np.arange(len(geoms)), sizes),
         splits=np.concatenate([[0], np.cumsum(sizes)]),
         faces=[g.faces for g in geoms],
+        rest_skin=rest.scene,
     )
     _CACHE[key] = rs
     while len(_CACHE) > _CACHE_SIZE:
@@ -138,7 +140,7 @@ def build_phantom(body, fat: bool = False) -> Phantom:
         if rs.fat_m is None:
             bones = [(rs.vertices[rs.splits[i]:rs.splits[i + 1]], rs.faces[i])
                      for i in range(len(rs.names)) if rs.materials[i] != "lung"]
-            rs.fat_m = fat_thickness(body.rest_vertices, body.faces, body.skin_weights, body.bone_names,
+            rs.fat_m = fat_thickness(rs.rest_skin, body.rest_vertices, body.faces, body.skin_weights, body.bone_names,
                                      body.phenotype, bones)
         muscle = muscle_surface(skin.vertices, body.faces, rs.fat_m)
     return Phantom(skin=skin, parts=parts, joints3d=body.joints3d(), body=body, muscle=muscle)

@@ -51,8 +51,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--server", default=os.environ.get("MASKEL_SERVER", "http://127.0.0.1:8765"))
     p.add_argument("--token", default=os.environ.get("MASKEL_TOKEN", ""))
     p.add_argument("--timeout", type=float, default=300.0)
-    client_mod = _client_module()
-    p.add_argument("--style", default=client_mod.DEFAULT_STYLE, choices=client_mod.STYLES)
+    styles = import_module(f"{_PKG}.core.contract").STYLES
+    p.add_argument("--style", default=_client_module().DEFAULT_STYLE, choices=list(styles))
     p.add_argument("--resolution", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep-clothes", action="store_true", help="do not exclude clothing meshes")

@@ -25,6 +25,9 @@ HERE = Path(__file__).resolve().parent
 ADDON_ID = "maskel_xray"
 SKIP_DIRS = {"__pycache__", "_build"}
 SKIP_FILES = {"build.py"}
+CONTRACTS = {"core/contract.json": HERE.parent / "maskel" / "data" / "contract.json"}
+"""Archive path -> the project file it is: contracts the add-on shares with the maskel package
+(which Blender's Python cannot import), defined once there and copied in."""
 
 
 def version() -> str:
@@ -37,25 +40,25 @@ def version() -> str:
     return ".".join(m.groups())
 
 
-def sources() -> list[Path]:
-    out = []
+def sources() -> dict[str, Path]:
+    """Archive path (inside the add-on's folder) -> file: the add-on's own files and CONTRACTS."""
+    out = {}
     for root, dirs, files in os.walk(HERE):
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
         for f in sorted(files):
             p = Path(root) / f
             if f in SKIP_FILES and p.parent == HERE or p.suffix in (".pyc", ".zip") or f.startswith("."):
                 continue
-            out.append(p)
-    return out
+            out[p.relative_to(HERE).as_posix()] = p
+    return {**out, **CONTRACTS}
 
 
-def _write_zip(path: Path, prefix: str, files: list[Path]) -> None:
+def _write_zip(path: Path, prefix: str, files: dict[str, Path]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
     os.close(fd)
     try:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-            for f in files:
-                rel = f.relative_to(HERE).as_posix()
+            for rel, f in sorted(files.items()):
                 info = zipfile.ZipInfo(prefix + rel, date_time=(2024, 1, 1, 0, 0, 0))
                 info.external_attr = 0o644 << 16
                 info.compress_type = zipfile.ZIP_DEFLATED

@@ -11,6 +11,7 @@ from bpy.props import (
 
 from . import overlay
 from .core.client import DEFAULT_STYLE
+from .core.contract import STYLES
 
 
 def _poll_character(_self, ob) -> bool:
@@ -45,10 +46,8 @@ class MaskelSceneSettings(bpy.types.PropertyGroup):
                                    description="Use the MaSkel front and side X-ray cameras when both exist")  # fmt: skip
     resolution: EnumProperty(name="Resolution", default="512", description="Long side of the silhouette, in pixels",
                              items=[("256", "256", ""), ("512", "512", ""), ("1024", "1024", "")])  # fmt: skip
-    style: EnumProperty(name="Style", default=DEFAULT_STYLE, items=[
-        ("dxa", "DXA", "Bone alone (mineral density), bright on black: the look of DXA scans"),
-        ("radiograph", "Radiograph", "Bone bright, soft tissue grey, air black"),
-    ])  # fmt: skip
+    style: EnumProperty(name="Style", default=DEFAULT_STYLE,
+                        items=[(name, s["label"], s["is"]) for name, s in STYLES.items()])  # fmt: skip
     seed: IntProperty(name="Seed", default=0, min=0)
     opacity: FloatProperty(name="Opacity", default=0.8, min=0.0, max=1.0, subtype="FACTOR", update=_display_changed,
                            description="Opacity of the X-ray image and of the camera background image")  # fmt: skip

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from maskel import MaskelError
-from maskel.data.joints import CANONICAL_JOINTS
+from maskel.data.joints import MAKEHUMAN_RIG
 from render.bones.primitives import signed_volume
 from render.pose import Pose, rotvec_to_matrix
 
@@ -34,32 +34,9 @@ DEFAULT_PHENOTYPE: dict[str, float] = {
 _AGE_PARAMS = np.array([0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0])
 _AGE_YEARS = np.array([1.0, 11.0, 25.0, 90.0])
 
-# Canonical joint -> (rig bone, "head" | "tail"). The tails are ours (see _rest_tails).
-JOINT_MAP: dict[str, tuple[str, str]] = {
-    "pelvis": ("root", "head"),  # centre of the pelvis, between the hip joints
-    "spine": ("spine03", "head"),  # lumbar spine
-    "chest": ("spine01", "head"),  # mid thoracic spine
-    "neck": ("neck01", "head"),  # base of the neck
-    "head": ("head", "head"),  # skull base (atlas)
-    "head_top": ("head", "tail"),  # top of the skull, straight above the skull base at rest
-    "left_shoulder": ("upperarm01.L", "head"),  # glenohumeral joint
-    "left_elbow": ("lowerarm01.L", "head"),
-    "left_wrist": ("wrist.L", "head"),
-    "left_hand": ("finger3-1.L", "head"),  # middle-finger base (knuckle)
-    "right_shoulder": ("upperarm01.R", "head"),
-    "right_elbow": ("lowerarm01.R", "head"),
-    "right_wrist": ("wrist.R", "head"),
-    "right_hand": ("finger3-1.R", "head"),
-    "left_hip": ("upperleg01.L", "head"),  # hip joint (femoral head)
-    "left_knee": ("lowerleg01.L", "head"),
-    "left_ankle": ("foot.L", "head"),
-    "left_foot": ("foot.L", "tail"),  # toe base (second toe), foot.L's tail
-    "right_hip": ("upperleg01.R", "head"),
-    "right_knee": ("lowerleg01.R", "head"),
-    "right_ankle": ("foot.R", "head"),
-    "right_foot": ("foot.R", "tail"),
-}
-assert set(JOINT_MAP) == set(CANONICAL_JOINTS)
+JOINT_MAP: dict[str, tuple[str, str]] = MAKEHUMAN_RIG
+"""Canonical joint -> (rig bone, "head" | "tail"), from maskel/data/contract.json (which says what each
+joint is anatomically). The tails are ours (see _rest_tails)."""
 
 # Where a bone with several children points (Blender-style tail = that child's head).
 _MAIN_CHILD = {

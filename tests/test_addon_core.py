@@ -148,12 +148,6 @@ def test_unsupported_camera_type():
 # ---------------------------------------------------------------- rigs
 
 
-def test_canonical_joints_match_the_package():
-    from maskel.data.joints import CANONICAL_JOINTS
-
-    assert rigs.CANONICAL_JOINTS == CANONICAL_JOINTS
-
-
 def _bones_of(table: dict[str, list[str]], prefix: str = "") -> list[str]:
     """The bone names a rig would have: the first candidate of every joint."""
     return sorted({prefix + c[0].rpartition(":")[0] for c in table.values()})

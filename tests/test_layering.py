@@ -1,5 +1,5 @@
 """Layering (DESIGN.md section 1): maskel never imports render; render plugs in from above
-(maskel.plugins), and the anny rig's bone -> joint map is the same on both sides of Blender."""
+(maskel.plugins); the joint contract is one file that both sides of Blender read."""
 
 from __future__ import annotations
 
@@ -46,11 +46,33 @@ def test_render_plugs_in_its_providers_and_commands() -> None:
     assert load_plugins("no_such_plugin_module").missing
 
 
-def test_the_anny_joint_map_agrees_with_the_addon_makehuman_table() -> None:
-    """render.body.JOINT_MAP is the definition; the add-on's table (it cannot import render) must
-    pick the same bone end first for every joint."""
-    from blender_addon.core.rigs import MAKEHUMAN
+def test_the_addon_archive_carries_the_contract_it_reads(tmp_path) -> None:
+    """maskel/data/contract.json is the one definition of styles, joints and the MakeHuman joint
+    points: the built add-on holds that very file and, unpacked away from the source tree, reads it."""
+    import importlib.util
+    import zipfile
+
+    from maskel.data.contract import CONTRACT_FILE
+    from maskel.data.joints import CANONICAL_JOINTS, MAKEHUMAN_RIG
+    from maskel.data.manifest import STYLES
     from render.body import JOINT_MAP
 
-    for joint, (bone, end) in JOINT_MAP.items():
-        assert MAKEHUMAN[joint][0] == f"{bone}:{end}", (joint, MAKEHUMAN[joint], JOINT_MAP[joint])
+    assert JOINT_MAP is MAKEHUMAN_RIG
+    proc = subprocess.run([sys.executable, str(REPO / "blender_addon" / "build.py"), "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    with zipfile.ZipFile(proc.stdout.strip()) as z:
+        assert z.read("maskel_xray/core/contract.json") == CONTRACT_FILE.read_bytes()
+        z.extractall(tmp_path / "addons")
+    spec = importlib.util.spec_from_file_location("unpacked_contract", tmp_path / "addons/maskel_xray/core/contract.py")
+    contract = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(contract)
+    assert contract.contract_file() == (tmp_path / "addons/maskel_xray/core/contract.json").resolve()
+    assert tuple(contract.STYLES) == STYLES and contract.CANONICAL_JOINTS == CANONICAL_JOINTS
+    assert contract.MAKEHUMAN_RIG == {j: f"{b}:{e}" for j, (b, e) in MAKEHUMAN_RIG.items()}
+
+
+def test_the_addon_makehuman_table_puts_the_contract_first() -> None:
+    from blender_addon.core.contract import MAKEHUMAN_RIG
+    from blender_addon.core.rigs import MAKEHUMAN
+
+    assert {j: cands[0] for j, cands in MAKEHUMAN.items()} == MAKEHUMAN_RIG

@@ -25,7 +25,6 @@ CONFIG, DIED = "config", "died"
 SERVER_GONE = frozenset({UNREACHABLE, TIMEOUT})
 """Codes after which a batch stops instead of waiting on every remaining frame."""
 BUSY_RETRIES = 3
-STYLES = ("dxa", "radiograph")
 DEFAULT_STYLE = "dxa"
 """The add-on's default style: DXA draws bone alone (bright on black), which is what a user looks
 for under a pose and what the MaSkel paper's X-rays are; the radiograph's bones sit on a soft-tissue

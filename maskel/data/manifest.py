@@ -20,12 +20,13 @@ from PIL import Image
 
 from maskel import MaskelError
 from maskel.atomic import atomic_write_bytes
+from maskel.data.contract import CONTRACT
 
 MANIFEST = "manifest.jsonl"
 LABELS = "labels.json"
-STYLES = ("radiograph", "dxa")
-"""The X-ray styles a phantom dataset carries, in channel order (a sample record without its own
-``styles`` list has these)."""
+STYLES: tuple[str, ...] = tuple(CONTRACT["styles"])
+"""The X-ray styles a phantom dataset carries, in channel order, from maskel/data/contract.json (a
+sample record without its own ``styles`` list has these)."""
 FILE_KEYS = ("mask", *STYLES, "labels", "joints", "pose_map")
 
 

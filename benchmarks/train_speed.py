@@ -17,6 +17,7 @@ import time
 import torch
 
 from maskel.config import load_config
+from maskel.data.manifest import STYLES
 from maskel.models.generator import LIMB_CHANNELS
 from maskel.stages import Placement, Stage1, Stage2
 
@@ -37,7 +38,7 @@ def _time(step, n: int) -> float:
 
 def bench(preset: str, batch: int, steps: int, device: torch.device) -> list[tuple]:
     cfg = load_config(preset)
-    cfg.update(styles=["radiograph", "dxa"], pose_channel=bool(cfg["data"].get("pose_channel", True)), num_labels=200)
+    cfg.update(styles=list(STYLES), pose_channel=bool(cfg["data"].get("pose_channel", True)), num_labels=200)
     r = int(cfg["stage2"].get("crop") or cfg["resolution"])
     mask = (torch.rand(batch, 1, r, r, device=device) > 0.5).float()
     b = {"mask": mask, "pose": torch.rand(batch, LIMB_CHANNELS, r, r, device=device), "xray": torch.rand(batch, 2, r, r, device=device) * mask,

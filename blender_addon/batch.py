@@ -2,7 +2,7 @@
 
     blender -b scene.blend --python-exit-code 1 -P <add-on dir>/batch.py -- \\
         --frames 1-48 --out DIR [--camera NAME ...] [--character NAME] [--server URL] \\
-        [--style radiograph|dxa] [--resolution 512] [--token T] [--timeout S] [--seed N]
+        [--style radiograph|dxa] [--resolution 512] [--token T] [--timeout S] [--seed N] [--sr]
 
 With the bpy module instead of Blender: ``python <add-on dir>/batch.py -- --blend scene.blend ...``.
 
@@ -55,6 +55,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--style", default=_client_module().DEFAULT_STYLE, choices=list(styles))
     p.add_argument("--resolution", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sr", action="store_true", help="ask for the server's super-resolution (maskel serve --sr)")
     p.add_argument("--keep-clothes", action="store_true", help="do not exclude clothing meshes")
     p.add_argument("--blend", help="open this .blend first (for the bpy module: python batch.py -- --blend F ...)")
     return p.parse_args(argv)
@@ -102,7 +103,7 @@ def run(argv: list[str]) -> int:
         scene.frame_set(frame)
         job = pipeline.XrayJob(scene, character, cameras, client, resolution=args.resolution, style=args.style,
                                seed=args.seed, exclude_clothes=not args.keep_clothes, out_dir=args.out,
-                               tag=f"_{frame:04d}")  # fmt: skip
+                               tag=f"_{frame:04d}", sr=args.sr)  # fmt: skip
         try:
             job.run_sync(show=False)
             written += 1

@@ -37,7 +37,8 @@ def _character(scene: bpy.types.Scene) -> bpy.types.Object:
 def make_job(scene: bpy.types.Scene) -> XrayJob:
     s = scene.maskel
     return XrayJob(scene, _character(scene), _cameras(scene), make_client(), resolution=int(s.resolution),
-                   style=s.style, seed=s.seed, exclude_clothes=s.exclude_clothes)  # fmt: skip
+                   style=s.style, seed=s.seed, exclude_clothes=s.exclude_clothes,
+                   sr=s.quality == "super_resolution")  # fmt: skip
 
 
 class MASKEL_OT_generate(bpy.types.Operator):

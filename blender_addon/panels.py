@@ -49,6 +49,7 @@ class VIEW3D_PT_maskel(bpy.types.Panel):
         box = layout.box()
         box.prop(s, "resolution")
         box.prop(s, "style")
+        box.prop(s, "quality")
         box.prop(s, "seed")
         box.prop(s, "opacity", slider=True)
         row = box.row(align=True)

@@ -53,7 +53,7 @@ class MASKEL_OT_start_server(bpy.types.Operator):
         stop_local_server()
         log = os.path.join(tempfile.gettempdir(), f"maskel-serve-{prefs.port}.log")
         srv = LocalServer(bpy.path.abspath(prefs.python_path), prefs.port, bpy.path.abspath(prefs.checkpoint),
-                          prefs.token, log_path=log)  # fmt: skip
+                          prefs.token, log_path=log, sr_checkpoint=bpy.path.abspath(prefs.sr_checkpoint))  # fmt: skip
         state.local_server = srv
         prefs.server_url = srv.url
         if bpy.app.background:  # timers never fire headless: wait here
@@ -121,6 +121,9 @@ class MaskelPreferences(bpy.types.AddonPreferences):
                                 description="A Python interpreter that has the maskel package installed")  # fmt: skip
     checkpoint: StringProperty(name="Checkpoint", subtype="FILE_PATH", default="",
                                description="Stage-2 .safetensors (empty: the server's default model)")  # fmt: skip
+    sr_checkpoint: StringProperty(name="SR checkpoint", subtype="FILE_PATH", default="",
+                                  description="Super-resolution .safetensors (python -m maskel.train sr) for the "
+                                  "Super-resolution quality (empty: none)")  # fmt: skip
     port: IntProperty(name="Port", default=8765, min=1024, max=65535)
     start_wait: FloatProperty(name="Start wait (s)", default=120.0, min=5.0)
 
@@ -133,6 +136,7 @@ class MaskelPreferences(bpy.types.AddonPreferences):
         box.label(text="Local server")
         box.prop(self, "python_path")
         box.prop(self, "checkpoint")
+        box.prop(self, "sr_checkpoint")
         row = box.row()
         row.prop(self, "port")
         row.prop(self, "start_wait")

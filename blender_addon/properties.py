@@ -48,6 +48,11 @@ class MaskelSceneSettings(bpy.types.PropertyGroup):
                              items=[("256", "256", ""), ("512", "512", ""), ("1024", "1024", "")])  # fmt: skip
     style: EnumProperty(name="Style", default=DEFAULT_STYLE,
                         items=[(name, s["label"], s["is"]) for name, s in STYLES.items()])  # fmt: skip
+    quality: EnumProperty(name="Quality", default="standard", items=[
+        ("standard", "Standard", "The model's own resolution: the fastest"),
+        ("super_resolution", "Super-resolution", "The X-ray lifted x2 or x4 by diffusion super-resolution: sharper, "
+         "several times slower; needs a server started with --sr (the local server: an SR checkpoint in the preferences)"),
+    ])  # fmt: skip
     seed: IntProperty(name="Seed", default=0, min=0)
     opacity: FloatProperty(name="Opacity", default=0.8, min=0.0, max=1.0, subtype="FACTOR", update=_display_changed,
                            description="Opacity of the X-ray image and of the camera background image")  # fmt: skip

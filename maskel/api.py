@@ -58,6 +58,8 @@ class XrayRequest(BaseModel):
     seed: int = Field(0, ge=0, le=2**63 - 1)
     labels: bool = Field(False, strict=True, description="also return the bone label map (if the model has a label head)")
     bits: Literal[8, 16] = Field(16, description="bit depth of the returned X-ray PNG")
+    sr: bool = Field(False, strict=True, description="lift the X-ray with the server's diffusion super-resolution "
+                     "(/v1/health 'super_resolution'; slower); error no_super_resolution on a server without it")  # fmt: skip
 
 
 class XrayResponse(BaseModel):
@@ -67,6 +69,7 @@ class XrayResponse(BaseModel):
     width: int
     height: int
     style: str
+    super_resolution: str | None = Field(None, description="the super-resolution applied, or null")
     notes: list[str] = Field(default_factory=list, description="conversions applied to the input mask")
 
 
@@ -103,6 +106,7 @@ class Health(BaseModel):
     styles: list[str]
     pose_channel: bool
     labels: bool
+    super_resolution: str | None = Field(None, description="the SR checkpoint requests can ask for (sr), or null")
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

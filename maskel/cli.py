@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mask pixels in flight at once across requests (503 above; bounds memory)")  # fmt: skip
     s.add_argument("--header-timeout", type=float, default=10.0,
                    help="seconds a connection may take to send a request header (closed after)")  # fmt: skip
+    s.add_argument("--sr", help="super-resolution checkpoint (python -m maskel.train sr) that requests can ask for "
+                   "with \"sr\": true (the add-on's Quality: Super-resolution)")  # fmt: skip
+    s.add_argument("--sr-scale", type=int, choices=(2, 4), help="the scale factor --sr must have (refused otherwise)")
     model_args(s)
 
     sub.add_parser("train", help="train a model (python -m maskel.train --help)", add_help=False)
@@ -126,7 +129,7 @@ def _serve(args: argparse.Namespace) -> int:
                max_batch=args.max_batch, queue_size=args.queue, max_pixels=args.max_pixels,
                max_body_bytes=args.max_body_bytes, batch_window_s=args.batch_window_ms / 1000,
                pixel_budget=args.pixel_budget, header_timeout_s=args.header_timeout,
-               mannequin=plugins.mannequin, skeleton=plugins.skeleton)  # fmt: skip
+               mannequin=plugins.mannequin, skeleton=plugins.skeleton, sr=args.sr, sr_scale=args.sr_scale)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -84,6 +84,12 @@ class BadJoints(MaskelError):
     code = "bad_joints"
 
 
+class NoSuperResolution(MaskelError):
+    """Super-resolution asked of a predictor (a server) started without an SR checkpoint."""
+
+    code = "no_super_resolution"
+
+
 class Busy(MaskelError):
     """The server is at its queue or memory budget; retry shortly."""
 
@@ -110,6 +116,7 @@ class OutputError(MaskelError):
 
 ALL_ERRORS: tuple[type[MaskelError], ...] = (
     MaskelError, BadImage, BadBase64, BadJson, Unauthorized, ForbiddenOrigin, RequestTimeout, TooLarge,
-    BodyTooLarge, BodyTooComplex, InvalidRequest, BadMask, UnknownStyle, BadJoints, Busy, Unavailable,
+    BodyTooLarge, BodyTooComplex, InvalidRequest, BadMask, UnknownStyle, BadJoints, NoSuperResolution, Busy,
+    Unavailable,
 )  # fmt: skip
 """The errors the server can answer with (BadCheckpoint and OutputError are CLI/startup only)."""

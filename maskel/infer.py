@@ -9,7 +9,8 @@ black, while the model's soft edge (it works at a lower resolution) is not cut t
 By default the generator draws at its own resolution (256² for the default) and the inverse
 framing resizes that to the mask's frame. With an SR checkpoint (``sr=``, maskel.diffusion.sr) the
 generator's X-ray is first lifted ×2 or ×4 by the diffusion super-resolution, conditioned on the
-mask framed at the high resolution. The bone-label head runs only when labels are asked for.
+mask framed at the high resolution: for every mask by default, or as each call (each server
+request) asks. The bone-label head runs only when labels are asked for.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from maskel.data.framing import Frame, compute_frame, frame_joints, frame_mask, 
 from maskel.data.joints import joints_to_array, pose_size
 from maskel.data.posemap import render_limb_maps
 from maskel.defaults import find_checkpoint
-from maskel.errors import BadCheckpoint, BadJoints, MaskelError, UnknownStyle
+from maskel.errors import BadCheckpoint, BadJoints, MaskelError, NoSuperResolution, UnknownStyle
 from maskel.imageio import require_silhouette
 from maskel.models.generator import LIMB_CHANNELS
 
@@ -56,6 +57,7 @@ class Prepared:
     limb_maps: np.ndarray | None  # float32 (LIMB_CHANNELS, R, R), or None without joints / pose channel
     channel: int  # the style's output channel
     prepare_ms: float = 0.0
+    sr: bool = False  # lift with the predictor's super-resolution
 
 
 @dataclass
@@ -231,12 +233,22 @@ class Predictor:
                 out = self.model(masks, poses, labels=labels)
         return {k: v.float().cpu() for k, v in out.items() if v is not None}
 
-    def prepare(self, mask: np.ndarray, pose: dict[str, Any] | None = None, style: str | None = None) -> Prepared:
+    def use_sr(self, sr: bool | None) -> bool:
+        """Whether to super-resolve: None = whenever an SR checkpoint is loaded; True requires one."""
+        if sr and self.sr is None:
+            raise NoSuperResolution("super-resolution was asked for, but no SR checkpoint is loaded "
+                                    "(start the server with --sr CHECKPOINT)")  # fmt: skip
+        return self.sr is not None if sr is None else bool(sr)
+
+    def prepare(self, mask: np.ndarray, pose: dict[str, Any] | None = None, style: str | None = None,
+                sr: bool | None = None) -> Prepared:  # fmt: skip
         """Check a boolean (H, W) mask (and its pose JSON, used only by a model with a pose channel)
-        and frame it at the model's resolution. Independent of the model's state: the server runs it
-        in the request's thread, so big masks are framed in parallel, not in the batcher."""
+        and frame it at the model's resolution; ``sr`` as in ``use_sr``. Independent of the model's
+        state: the server runs it in the request's thread, so big masks are framed in parallel, not
+        in the batcher."""
         t0 = time.perf_counter()
         channel = self.style_index(style)
+        lift = self.use_sr(sr)
         mask = np.asarray(mask).astype(bool, copy=False)
         require_silhouette(mask)
         frame = compute_frame(mask)
@@ -244,7 +256,7 @@ class Predictor:
         p = None
         if self.pose_channel and pose is not None:
             p = render_limb_maps(frame_joints(pose_array(pose, mask.shape), frame, self.resolution), self.resolution)
-        return Prepared(mask, frame, m, p, channel, round((time.perf_counter() - t0) * 1000, 2))
+        return Prepared(mask, frame, m, p, channel, round((time.perf_counter() - t0) * 1000, 2), lift)
 
     def forward(self, prepared: Sequence[Prepared], seed: int = 0, labels: bool = False) -> list[Drawn]:
         """The model on prepared masks, in batches of at most ``max_batch``, seeded once per call:
@@ -261,14 +273,16 @@ class Predictor:
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 torch.manual_seed(seed)
                 out = self._forward(x, p, labels=labels and self.has_labels)
-            xray = out["xray"].clamp(0.0, 1.0).numpy()
-            if self.sr is not None:  # conditioned on each mask framed at the high resolution
-                hr = np.stack([frame_mask(c.mask, c.frame, self.sr.resolution) for c in chunk])
-                xray = self.sr.upsample(xray, hr, seed)
+            xray = list(out["xray"].clamp(0.0, 1.0).numpy())
+            lifted = [i for i, c in enumerate(chunk) if c.sr]
+            if lifted:  # conditioned on each mask framed at the high resolution
+                hr = np.stack([frame_mask(chunk[i].mask, chunk[i].frame, self.sr.resolution) for i in lifted])
+                for i, x in zip(lifted, self.sr.upsample(np.stack([xray[i] for i in lifted]), hr, seed), strict=True):
+                    xray[i] = x
             t_fwd = round((time.perf_counter() - t1) * 1000, 2)
             lab = out["labels"].argmax(dim=1).to(torch.uint8).numpy() if labels and "labels" in out else None
             for i, c in enumerate(chunk):
-                drawn.append(Drawn(xray[i, c.channel].copy(), lab[i].copy() if lab is not None else None,
+                drawn.append(Drawn(xray[i][c.channel].copy(), lab[i].copy() if lab is not None else None,
                                    {"forward_ms": t_fwd, "batch_size": len(chunk)}))  # fmt: skip
         return drawn
 
@@ -288,13 +302,14 @@ class Predictor:
         style: str | Sequence[str] | None = None,
         seed: int = 0,
         labels: bool = False,
+        sr: bool | None = None,
     ) -> list[Prediction]:
         """X-rays (and optionally bone labels) for boolean (H, W) masks, each at its own size
         (``prepare``, ``forward``, ``finish`` in one call).
 
         ``style`` is one name for all masks or one per mask; None means the model's first style.
         ``joints`` (pose JSON per mask, or None) is used only when the model has a pose channel.
-        ``seed`` seeds torch for the whole call, so a call is reproducible.
+        ``seed`` seeds torch for the whole call, so a call is reproducible. ``sr``: see ``use_sr``.
         """
         n = len(masks)
         if joints is not None and len(joints) != n:
@@ -304,5 +319,5 @@ class Predictor:
             raise MaskelError(f"got {len(styles)} styles for {n} masks")
         for s in styles:
             self.style_index(s)
-        prepared = [self.prepare(m, joints[i] if joints is not None else None, styles[i]) for i, m in enumerate(masks)]
+        prepared = [self.prepare(m, joints[i] if joints is not None else None, styles[i], sr) for i, m in enumerate(masks)]
         return [self.finish(p, d) for p, d in zip(prepared, self.forward(prepared, seed, labels), strict=True)]

@@ -181,6 +181,7 @@ def create_app(predictor: Predictor, max_batch: int = 8, queue_size: int = 64, m
         t0 = time.perf_counter()
         req = await run_in_threadpool(parse, XrayRequest, await read_body(request))
         predictor.style_index(req.style)
+        predictor.use_sr(req.sr)
         pixels = mask_header(req.mask, max_pixels)
         budget.reserve(pixels)
         try:
@@ -193,7 +194,7 @@ def create_app(predictor: Predictor, max_batch: int = 8, queue_size: int = 64, m
         joints = req.joints.model_dump() if req.joints is not None else None
         if joints is not None:  # checked even when the model has no pose channel
             pose_array(joints, mask.shape)
-        return predictor.prepare(mask, joints, req.style), note
+        return predictor.prepare(mask, joints, req.style, req.sr), note
 
     async def _xray(request: Request, req: XrayRequest, t0: float) -> dict[str, Any]:
         prepared, note = await run_in_threadpool(prepare, req)
@@ -229,6 +230,7 @@ def create_app(predictor: Predictor, max_batch: int = 8, queue_size: int = 64, m
         return {
             "xray": x64, "labels": lab64, "timings": timings, "width": int(pred.xray.shape[1]),
             "height": int(pred.xray.shape[0]), "style": req.style or predictor.styles[0], "notes": [note] if note else [],
+            "super_resolution": predictor.sr.describe() if prepared.sr else None,
         }  # fmt: skip
 
     @app.get("/v1/mannequin", responses=ERROR_RESPONSES)
@@ -336,6 +338,8 @@ def run(
     header_timeout_s: float = 10.0,
     mannequin: MannequinProvider | None = None,
     skeleton: SkeletonProvider | None = None,
+    sr: str | None = None,
+    sr_scale: int | None = None,
 ) -> int:
     """Load the model, serve until SIGINT/SIGTERM (in-flight requests finish), return 0."""
     import uvicorn
@@ -346,7 +350,7 @@ def run(
         raise MaskelError("--max-batch, --queue, --max-pixels, --max-body-bytes, --pixel-budget and --header-timeout must be positive")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sock = bind_socket(host, port)
-    predictor = Predictor(checkpoint, device=device, max_batch=max_batch or 8)
+    predictor = Predictor(checkpoint, device=device, max_batch=max_batch or 8, sr=sr, sr_scale=sr_scale)
     if max_batch is None:  # CPU: 138/103/138/198 ms an image at batch 1/2/4/8 (256², 1 thread): caches, not cores
         max_batch = predictor.max_batch = 8 if predictor.device.type != "cpu" else CPU_MAX_BATCH
     app = create_app(predictor, max_batch, queue_size, max_pixels, batch_window_s, pixel_budget, mannequin, skeleton)

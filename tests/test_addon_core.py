@@ -421,6 +421,13 @@ def test_local_server_reports_missing_python(tmp_path):
         LocalServer(str(tmp_path / "nope"), free_port()).start()
 
 
+def test_local_server_reports_a_missing_sr_checkpoint(tmp_path):
+    import sys
+
+    with pytest.raises(ServerError, match="SR checkpoint .*nope.safetensors.* not found"):
+        LocalServer(sys.executable, free_port(), sr_checkpoint=str(tmp_path / "nope.safetensors")).start()
+
+
 def test_local_server_reports_early_exit(tmp_path):
     import sys
 

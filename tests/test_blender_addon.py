@@ -196,6 +196,7 @@ def test_clear_error_messages(scenario):
     assert "not in view layer" in e["excluded"] and e["excluded"].startswith("MaSkel Mannequin Body")
     assert "beyond the clip end of camera 'ShotCam'" in e["clip_end"] and "Clip End" in e["clip_end"]
     assert "outside the view" in e["operator"]
+    assert e["no_sr"].startswith("no_super_resolution: ") and "--sr" in e["no_sr"]
     assert all("Traceback" not in m for m in e.values())
 
 

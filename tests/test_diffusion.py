@@ -139,6 +139,43 @@ def test_sr_in_the_predictor_is_deterministic_and_follows_the_silhouette(work: d
     assert not a[~dilate(mask, 2)].any()
 
 
+def test_the_server_super_resolves_the_requests_that_ask(work: dict[str, Path]):
+    """`maskel serve --sr`: a request's "sr" turns it on (the add-on's client sends it), health
+    names it; a server without an SR checkpoint refuses "sr": true with its own code."""
+    import base64
+
+    import httpx
+
+    from blender_addon.core.client import MaskelClient, describe_health
+    from maskel.infer import Predictor
+    from tests._server import start_server
+
+    mask_png = (work["data"] / "samples" / "000000" / "mask.png").read_bytes()
+    body = {"mask": base64.b64encode(mask_png).decode(), "seed": 5}
+    with start_server(work["s2"], "--sr", str(work["sr"]), "--sr-scale", "2") as server:
+        health = httpx.get(server.url + "/v1/health").json()
+        assert health["super_resolution"] == "×2 (32px -> 64px, 3 steps)"
+        assert "super-resolution ×2" in describe_health(health)
+        lifted = httpx.post(server.url + "/v1/xray", json={**body, "sr": True}, timeout=120).json()
+        plain = httpx.post(server.url + "/v1/xray", json=body, timeout=120).json()
+        assert lifted["super_resolution"] == health["super_resolution"] and plain["super_resolution"] is None
+        assert lifted["xray"] != plain["xray"]
+        bad = httpx.post(server.url + "/v1/xray", json={**body, "sr": "yes"}, timeout=60)
+        assert bad.status_code == 422 and bad.json()["error"] == "invalid_request"
+        via_addon = MaskelClient(server.url, timeout=120).xray(mask_png, style="radiograph", seed=5, sr=True)
+        assert via_addon.super_resolution == health["super_resolution"]
+    # the same X-ray as the Predictor's with the SR checkpoint (16-bit PNG of it)
+    mask = load_mask(work["data"] / "samples" / "000000" / "mask.png").mask
+    direct = Predictor(work["s2"], device="cpu", sr=work["sr"]).predict([mask], seed=5, sr=True)[0].xray
+    served = load_gray(base64.b64decode(lifted["xray"]))
+    assert np.abs(served - direct).max() <= 1.0 / 65535 + 1e-6
+    with start_server(work["s2"]) as server:
+        assert httpx.get(server.url + "/v1/health").json()["super_resolution"] is None
+        r = httpx.post(server.url + "/v1/xray", json={**body, "sr": True}, timeout=60)
+        assert r.status_code == 422 and r.json()["error"] == "no_super_resolution", r.text
+        assert "--sr" in r.json()["message"] and "\n" not in r.json()["message"]
+
+
 def test_sr_upsampler_shapes_and_mask(work: dict[str, Path]):
     from maskel.diffusion.sr import SuperResolver, eta_schedule
 

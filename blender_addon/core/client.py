@@ -66,6 +66,7 @@ class XrayResult:
     style: str
     labels_png: bytes | None = None
     timings: dict = field(default_factory=dict)
+    super_resolution: str | None = None  # what the server's super-resolution did, when asked for
 
 
 def is_loopback(url: str) -> bool:
@@ -181,12 +182,15 @@ class MaskelClient:
         return data
 
     def xray(self, mask_png: bytes, joints: dict | None = None, style: str = DEFAULT_STYLE, seed: int = 0,
-             labels: bool = False, bits: int = 16) -> XrayResult:  # fmt: skip
-        """POST /v1/xray: silhouette PNG (+ optional pose JSON) -> X-ray PNG of the same size."""
+             labels: bool = False, bits: int = 16, sr: bool = False) -> XrayResult:  # fmt: skip
+        """POST /v1/xray: silhouette PNG (+ optional pose JSON) -> X-ray PNG of the same size;
+        ``sr``: lifted by the server's diffusion super-resolution (a server started with --sr)."""
         body = {"mask": base64.b64encode(mask_png).decode("ascii"), "style": style, "seed": int(seed),
                 "labels": bool(labels), "bits": int(bits)}  # fmt: skip
         if joints is not None:
             body["joints"] = joints
+        if sr:  # only when asked: servers before the option refuse unknown keys
+            body["sr"] = True
         reply = self._request("POST", "/v1/xray", body)
         try:
             xray = base64.b64decode(reply["xray"], validate=True)
@@ -194,7 +198,7 @@ class MaskelClient:
             result = XrayResult(
                 xray_png=xray, width=int(reply.get("width", 0)), height=int(reply.get("height", 0)),
                 style=str(reply.get("style", style)), labels_png=base64.b64decode(lab) if lab else None,
-                timings=dict(reply.get("timings") or {}),
+                timings=dict(reply.get("timings") or {}), super_resolution=reply.get("super_resolution"),
             )  # fmt: skip
             w, h = png_size(xray)
         except (KeyError, TypeError, ValueError) as e:
@@ -209,7 +213,8 @@ class MaskelClient:
 def describe_health(health: dict) -> str:
     """One line for the panel from a ``/v1/health`` answer: model, resolution, device, styles."""
     styles = ", ".join(health.get("styles") or []) or "?"
-    return f"{health.get('model', '?')} @ {health.get('resolution', '?')} px on {health.get('device', '?')}, styles {styles}"
+    sr = f", super-resolution {health['super_resolution']}" if health.get("super_resolution") else ""
+    return f"{health.get('model', '?')} @ {health.get('resolution', '?')} px on {health.get('device', '?')}, styles {styles}{sr}"
 
 
 def _reason_text(reason: object) -> str:

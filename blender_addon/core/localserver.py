@@ -20,10 +20,12 @@ def free_port() -> int:
 class LocalServer:
     """One child server process. ``start`` waits until /v1/health answers (or the process dies)."""
 
-    def __init__(self, python: str, port: int, checkpoint: str = "", token: str = "", log_path: str | None = None):
+    def __init__(self, python: str, port: int, checkpoint: str = "", token: str = "", log_path: str | None = None,
+                 sr_checkpoint: str = ""):  # fmt: skip
         self.python = python
         self.port = int(port)
         self.checkpoint = checkpoint
+        self.sr_checkpoint = sr_checkpoint
         self.token = token
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
@@ -37,6 +39,8 @@ class LocalServer:
         cmd = [self.python, "-m", "maskel", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         if self.checkpoint:
             cmd += ["--checkpoint", self.checkpoint]
+        if self.sr_checkpoint:
+            cmd += ["--sr", self.sr_checkpoint]
         return cmd
 
     def running(self) -> bool:
@@ -46,8 +50,9 @@ class LocalServer:
         """Launch and health-poll; returns the health JSON. Raises ServerError with the log's last line."""
         if not self.python or not Path(self.python).is_file():
             raise ServerError(f"Python interpreter {self.python!r} not found (set it in the add-on preferences)", CONFIG)
-        if self.checkpoint and not Path(self.checkpoint).is_file():
-            raise ServerError(f"checkpoint {self.checkpoint!r} not found", CONFIG)
+        for what, path in (("checkpoint", self.checkpoint), ("SR checkpoint", self.sr_checkpoint)):
+            if path and not Path(path).is_file():
+                raise ServerError(f"{what} {path!r} not found", CONFIG)
         env = dict(os.environ)
         if self.token:
             env["MASKEL_TOKEN"] = self.token

@@ -307,6 +307,13 @@ def main():
     except pipeline.XrayError as e:
         errors["clip_end"] = str(e)
     cam.data.clip_end = 100.0
+    scene.maskel.quality = "super_resolution"  # the panel's setting reaches the server, started without --sr
+    try:
+        sys.modules[name + ".operators"].make_job(scene).run_sync(show=False)
+        errors["no_sr"] = None
+    except client_mod.ServerError as e:
+        errors["no_sr"] = f"{e.code}: {e}"
+    scene.maskel.quality = "standard"
     emit(hidden_collection_mask=hidden_mask, hidden_collection_restored=not coll.hide_render)
     scene.maskel.camera = away
     before = snapshot(scene)

@@ -23,7 +23,7 @@ import time
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
-from render.dataset import BODY_GROUP, DEFAULT_FAT, _init_worker, _work  # noqa: E402
+from render.dataset import BODY_GROUP, DEFAULT_FAT, _init_pool_worker, _init_worker, _work  # noqa: E402
 from render.physics import Physics  # noqa: E402
 
 STAGES = ("pose", "phantom", "silhouette", "drr", "write")
@@ -51,7 +51,7 @@ def main() -> None:
     fat = a.fat == "on"
     rows = []
     for w in a.workers:
-        pool = mp.get_context("spawn").Pool(w, initializer=_init_worker) if w > 1 else None
+        pool = mp.get_context("spawn").Pool(w, initializer=_init_pool_worker) if w > 1 else None
         if pool is None:
             _init_worker()
         try:

@@ -85,6 +85,25 @@ def test_generate_sample_is_deterministic(dataset: Path):
         assert (root / rel).read_bytes() == (dataset / rel).read_bytes(), key
 
 
+def _thread_pools(_: int) -> tuple[int, list[int]]:
+    import torch
+    from threadpoolctl import threadpool_info
+
+    return torch.get_num_threads(), sorted({pool["num_threads"] for pool in threadpool_info()})
+
+
+def test_pool_workers_use_one_thread_each():
+    """Dataset worker processes do not each spin up a thread per core (the bytes they write are
+    those of the in-process path: test_generate_sample_is_deterministic)."""
+    import multiprocessing as mp
+
+    from render.dataset import _init_pool_worker
+
+    with mp.get_context("spawn").Pool(1, initializer=_init_pool_worker) as pool:
+        torch_threads, native_pools = pool.map(_thread_pools, [0])[0]
+    assert torch_threads == 1 and native_pools == [1]
+
+
 def test_two_shards_merge_to_the_same_dataset(dataset: Path, tmp_path: Path):
     from render.dataset import generate
 

@@ -201,3 +201,16 @@ def test_a_bad_pose_file_fails_that_input_only(tiny_checkpoint: Path, tmp_path: 
     proc = maskel("generate", str(src), "--out", str(tmp_path / "o"), "--joints-dir", str(joints), "--checkpoint", str(tiny_checkpoint))
     assert proc.returncode == 1 and "a.png" in proc.stderr and "x must be a number" in proc.stderr, proc.stderr
     assert (tmp_path / "o" / "b.png").is_file() and not (tmp_path / "o" / "a.png").exists()
+
+
+def test_a_token_on_the_command_line_is_warned_about_and_the_environment_is_not(tmp_path: Path) -> None:
+    """--token shows in ps: the server says so (and names $MASKEL_TOKEN) before anything else;
+    the token from the environment gets no warning."""
+    missing = str(tmp_path / "none.safetensors")  # the server then stops in one line, exit 2
+    flagged = maskel("serve", "--token", "s3cret", "--checkpoint", missing, timeout=120)
+    from_env = maskel("serve", "--checkpoint", missing, env={"MASKEL_TOKEN": "s3cret"}, timeout=120)
+    assert flagged.returncode == from_env.returncode == 2
+    lines = flagged.stderr.strip().splitlines()
+    assert len(lines) == 2 and "visible to other users" in lines[0] and "MASKEL_TOKEN" in lines[0]
+    assert "visible to other users" not in from_env.stderr and len(from_env.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in flagged.stderr + from_env.stderr

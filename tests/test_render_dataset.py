@@ -221,7 +221,7 @@ def test_realistic_physics_is_recorded_deterministic_and_keeps_dxa(tmp_path: Pat
     generate(out, 4, SIZE, SEED, progress=False, physics=Physics(kvp=70.0))
     meta = json.loads((out / "dataset.json").read_text())
     assert meta["physics"]["mode"] == "realistic" and meta["physics"]["kvp"] == 70.0
-    assert meta["phantom"] == {"version": 4, "fat_layer": True}
+    assert meta["phantom"] == {"version": 5, "fat_layer": True}
     for rec in read_manifest(out):
         f = {k: out / v for k, v in rec["files"].items()}
         mask, lab = load_mask(f["mask"]).mask, load_labels(f["labels"])

@@ -40,6 +40,7 @@ MIRROR = np.diag([-1.0, 1.0, 1.0])
 SPINOUS_DEPTH = 0.022  # m at the myo stature: spinous process tips under the back skin
 CHEST_SIDE = 0.028  # m: skin to the widest rib at the side (muscle, fat)
 CHEST_FRONT = 0.016  # m: skin to the front of the sternum
+RIB_NARROW_MIN = 0.6  # the narrowest a rib level's side-to-side factor goes (_rib_narrowing)
 FINGER_PAD = 0.004  # m: distal phalanx tip to the fingertip skin
 SKULL_SCALP = 0.006  # m: vertex of the skull to the top of the scalp
 SKULL_SCALE_MIN, SKULL_SCALE_MAX = 0.6, 1.2  # skull scales per level / the stature-free one
@@ -296,12 +297,41 @@ class Registrar:
         y_back_m, y_back_a = float(np.mean(post_m)), float(np.mean(post_a))
         sy = (y_back_a - y_front_a) / (y_back_m - front_m)
         chest = Affine(np.diag([sx, sy, sz]), np.array([0.0, y_front_a - sy * front_m, hip_a - sz * hip_m]))
+        levels, narrow = self._rib_narrowing(chest, zmap)
+
+        def cage(v: np.ndarray) -> np.ndarray:
+            out = chest(v)
+            out[:, 0] *= np.interp(v[:, 2], levels, narrow)
+            return out
+
         for i in range(1, 13):
             for sd in ("left", "right"):
-                self.add_mapped(None, f"rib_{sd}_{i}", rigs[f"vertebra_T{i}"], chest)
-        self.add_mapped(None, "sternum_body", rigs["vertebra_T6"], chest)
-        self.add_mapped(None, "costal_cartilage", rigs["vertebra_T6"], chest, material="cartilage")
+                self.add(f"rib_{sd}_{i}", rigs[f"vertebra_T{i}"], cage(p[f"rib_{sd}_{i}"].vertices), p[f"rib_{sd}_{i}"].faces)
+        self.add("sternum_body", rigs["vertebra_T6"], cage(p["sternum_body"].vertices), p["sternum_body"].faces)
+        self.add("costal_cartilage", rigs["vertebra_T6"], cage(p["costal_cartilage"].vertices), p["costal_cartilage"].faces,
+                 "cartilage")  # fmt: skip
         self.skull(base_m)
+
+    def _rib_narrowing(self, chest: Affine, zmap) -> tuple[np.ndarray, np.ndarray]:
+        """The rib cage's width comes from the skin at its widest rib; a body narrower lower down
+        (a narrow waist) would have its lower ribs through the flank skin, several cm in a slim
+        woman. So each rib's level (the height, in myo-sim's frame, of its outermost point) gets a
+        side-to-side factor <= 1 that keeps that point CHEST_SIDE under the flank skin at its
+        height (rays from the rig's spine chain), the tightest of its neighbours' (as the skull's
+        levels). Returns (levels ascending, factors), to interpolate over a vertex's height."""
+        r, p, s = self.rest, self.ref.pieces, self.s
+        outer = []
+        for i in range(1, 13):
+            v = np.concatenate([p[f"rib_{sd}_{i}"].vertices for sd in ("left", "right")])
+            outer.append(v[np.argmax(np.abs(v[:, 0]))])
+        outer = np.array(sorted(outer, key=lambda q: q[2]))
+        z_a = zmap(outer[:, 2])
+        chain_y = np.interp(z_a, [r.h("spine03")[2], r.h("spine01")[2]], [r.h("spine03")[1], r.h("spine01")[1]])
+        o = np.stack([np.zeros(len(z_a)), chain_y, z_a], axis=1)
+        d = r.depth(np.repeat(o, 2, axis=0), np.tile([[1.0, 0, 0], [-1.0, 0, 0]], (len(z_a), 1))).reshape(-1, 2)
+        room = 0.5 * (d[:, 0] + d[:, 1]) - CHEST_SIDE * s
+        fit = np.where(d.min(axis=1) > 0, room / np.abs(chest(outer)[:, 0]), np.nan)
+        return outer[:, 2], _level_scales(outer[:, 2], fit, RIB_NARROW_MIN, 1.0)
 
     def skull(self, base_m: float) -> None:
         """Cranium and mandible: heights from the skull base (top of C1) to the vertex under the
@@ -435,17 +465,19 @@ class Registrar:
                 self.add_mapped(sd, name, f"{rigs[k]}.{x}", f)
 
 
-def _level_scales(levels: np.ndarray, fit: np.ndarray) -> np.ndarray:
+def _level_scales(levels: np.ndarray, fit: np.ndarray, low: float = SKULL_SCALE_MIN,
+                  high: float = SKULL_SCALE_MAX) -> np.ndarray:  # fmt: skip
     """Per-level scales from the fits measured at some levels (NaN where the skin was not
     measurable: interpolated from the others; 1 when none was): each level takes the tightest of
-    itself and its neighbours, so the linear blend between two levels stays under the skin."""
+    itself and its neighbours, so the linear blend between two levels stays under the skin; then
+    clipped to [low, high]."""
     good = ~np.isnan(fit)
     if not good.any():
         return np.ones_like(levels)
     full = np.interp(levels, levels[good], fit[good])
     padded = np.concatenate([full[:1], full, full[-1:]])
     tight = np.minimum(np.minimum(padded[:-2], padded[1:-1]), padded[2:])
-    return np.clip(tight, SKULL_SCALE_MIN, SKULL_SCALE_MAX)
+    return np.clip(tight, low, high)
 
 
 def register(rest: RestBody, ref: Reference) -> list[PartGeom]:

@@ -96,6 +96,18 @@ def test_the_rib_cage_stays_under_the_flank_skin(model, phenotype):
     assert widths[10] < widths[7]  # the cage narrows towards its lower ribs
 
 
+@pytest.mark.parametrize("phenotype", [SLIM_WOMAN, LARGE, CHILD])
+def test_the_foot_is_no_wider_than_the_foot_skin(model, phenotype):
+    """myo-sim's foot at stature scale was wider than many bodies' feet: the fifth metatarsal
+    lay up to 14 mm outside the side of the foot (92-100 of its 112 vertices at rest). The foot
+    block is now narrowed side to side to the foot skin."""
+    ph = build_phantom(model.pose(phenotype, None))
+    scene = DrrScene(ph.skin, [])
+    fifth = [p for p in ph.parts if p.name.startswith("metatarsal_") and p.name.endswith("_5")]
+    assert len(fifth) == 2
+    assert all(int((scene.skin_winding(p.mesh.vertices) <= 0).sum()) == 0 for p in fifth)
+
+
 def _first_hit(mesh, origin: np.ndarray, direction: np.ndarray) -> float:
     loc, _, _ = mesh.ray.intersects_location(origin[None], direction[None])
     return float(np.linalg.norm(loc - origin, axis=1).min())

@@ -41,6 +41,8 @@ SPINOUS_DEPTH = 0.022  # m at the myo stature: spinous process tips under the ba
 CHEST_SIDE = 0.028  # m: skin to the widest rib at the side (muscle, fat)
 CHEST_FRONT = 0.016  # m: skin to the front of the sternum
 RIB_NARROW_MIN = 0.6  # the narrowest a rib level's side-to-side factor goes (_rib_narrowing)
+FOOT_MARGIN = 0.003  # m (x body scale): skin over the foot block's bones (as fit_inside's margin)
+FOOT_NARROW_MIN, FOOT_REFINE_ROUNDS = 0.7, 3  # _narrowed_foot: narrowest width (all rounds), rounds
 FINGER_PAD = 0.004  # m: distal phalanx tip to the fingertip skin
 SKULL_SCALP = 0.006  # m: vertex of the skull to the top of the scalp
 SKULL_SCALE_MIN, SKULL_SCALE_MAX = 0.6, 1.2  # skull scales per level / the stature-free one
@@ -174,14 +176,41 @@ class Registrar:
             self.add_mapped(sd, f"fibula_{side}", f"lowerleg02.{x}", shin)
             foot = segment_map(sd.j("talus_r"), sd.j("toes_r"), UP, r.h(f"foot.{x}"), r.t(f"foot.{x}"), UP,
                                across=self.s)
-            for bone in ("talus", "calcaneus", "navicular", "cuboid", "cuneiform_medial",
-                         "cuneiform_intermediate", "cuneiform_lateral"):
-                self.add_mapped(sd, f"{bone}_{side}", f"foot.{x}", foot)
+            block = [f"{bone}_{side}" for bone in ("talus", "calcaneus", "navicular", "cuboid", "cuneiform_medial",
+                                                   "cuneiform_intermediate", "cuneiform_lateral")]
+            block += [f"metatarsal_{side}_{d}" for d in range(1, 6)]
+            foot = self._narrowed_foot(sd, x, foot, block)
+            for name in block:
+                self.add_mapped(sd, name, f"foot.{x}", foot)
             for d in range(1, 6):
-                self.add_mapped(sd, f"metatarsal_{side}_{d}", f"foot.{x}", foot)
                 kinds = ("proximal", "distal") if d == 1 else ("proximal", "middle", "distal")
                 for k, kind in enumerate(kinds):
                     self.toe(sd, f"phalanx_{kind}_{side}_foot_{d}", f"toe{d}-{k + 1}.{x}", foot)
+
+    def _narrowed_foot(self, sd: _Side, x: str, foot: Affine, block: list[str]) -> Affine:
+        """The foot block's map narrowed side to side, about the rig's foot axis, until its bones
+        keep the fitting margin under the foot's side skin: myo-sim's foot at stature scale is
+        wider than many bodies' feet, and the first and fifth metatarsals lay up to 14 mm outside
+        the skin, beyond what the fitting's shrink towards each bone's own axis can mend. In all,
+        down to FOOT_NARROW_MIN of the width."""
+        r = self.rest
+        h = r.h(f"foot.{x}")
+        lateral = _unit(np.cross(r.t(f"foot.{x}") - h, UP))
+        margin = FOOT_MARGIN * self.s
+        rest_v = np.concatenate([sd.piece(n)[0] for n in block])
+        width = 1.0
+        for _ in range(FOOT_REFINE_ROUNDS):
+            w = foot(rest_v)
+            short = margin - r.skin_depth(w)
+            side = np.abs((w - h) @ lateral)
+            useful = (short > 0) & (side > 2.0 * short)
+            f = max(float((1.0 - short[useful] / side[useful]).min()) if useful.any() else 1.0, FOOT_NARROW_MIN / width)
+            if f >= 1.0:
+                break
+            width *= f
+            n = np.eye(3) - (1.0 - f) * np.outer(lateral, lateral)  # scales the lateral axis about h
+            foot = Affine(n @ foot.a, n @ foot.t + (np.eye(3) - n) @ h)
+        return foot
 
     def toe(self, sd: _Side, name: str, rig: str, foot: Affine) -> None:
         """A toe phalanx from its rig bone's head to its tail (its ends: its extreme points along

@@ -34,10 +34,6 @@ DEFAULT_PHENOTYPE: dict[str, float] = {
 _AGE_PARAMS = np.array([0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0])
 _AGE_YEARS = np.array([1.0, 11.0, 25.0, 90.0])
 
-JOINT_MAP: dict[str, tuple[str, str]] = MAKEHUMAN_RIG
-"""Canonical joint -> (rig bone, "head" | "tail"), from maskel/data/contract.json (which says what each
-joint is anatomically). The tails are ours (see _rest_tails)."""
-
 # Where a bone with several children points (Blender-style tail = that child's head).
 _MAIN_CHILD = {
     "root": "spine05",
@@ -148,9 +144,9 @@ class PosedBody:
         return self.bone_matrices @ np.linalg.inv(self.rest_bone_matrices)
 
     def joints3d(self) -> dict[str, np.ndarray]:
-        """World positions of every canonical joint (see JOINT_MAP for the bone end each one is)."""
+        """World positions of every canonical joint (maskel.data.joints.MAKEHUMAN_RIG: the bone end each one is; the tails are ours, see _rest_tails)."""
         out = {}
-        for joint, (bone, end) in JOINT_MAP.items():
+        for joint, (bone, end) in MAKEHUMAN_RIG.items():
             i = self._bone_index[bone]
             out[joint] = (self.bone_heads if end == "head" else self.bone_tails)[i].copy()
         return out

@@ -64,7 +64,8 @@ def prune_weights(
 
 def mannequin_dict(phenotype: dict | None = None, body=None) -> dict[str, Any]:
     """The mannequin of ``phenotype`` (render.body.DEFAULT_PHENOTYPE when None) in the rest pose."""
-    from render.body import JOINT_MAP, get_body_model
+    from maskel.data.joints import MAKEHUMAN_RIG
+    from render.body import get_body_model
 
     rest = (body or get_body_model()).pose(phenotype, None)
     names = rest.bone_names
@@ -94,7 +95,7 @@ def mannequin_dict(phenotype: dict | None = None, body=None) -> dict[str, Any]:
         "faces": rest.faces.astype(int).tolist(),
         "bones": bones,
         "weights": weights,
-        "joint_map": {j: f"{bone}:{end}" for j, (bone, end) in JOINT_MAP.items()},
+        "joint_map": {j: f"{bone}:{end}" for j, (bone, end) in MAKEHUMAN_RIG.items()},
     }
 
 

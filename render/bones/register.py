@@ -204,7 +204,8 @@ class Registrar:
             short = margin - r.skin_depth(w)
             side = np.abs((w - h) @ lateral)
             useful = (short > 0) & (side > 2.0 * short)
-            f = max(float((1.0 - short[useful] / side[useful]).min()) if useful.any() else 1.0, FOOT_NARROW_MIN / width)
+            need = float((1.0 - short[useful] / side[useful]).min()) if useful.any() else 1.0
+            f = max(need, FOOT_NARROW_MIN / width)  # never below FOOT_NARROW_MIN of the width in all
             if f >= 1.0:
                 break
             width *= f
@@ -317,7 +318,7 @@ class Registrar:
         stern = p["sternum_body"].vertices
         front_m = float(stern[:, 1].min())
         z_f = zmap(float(stern[:, 2].mean()))
-        chain_y = float(np.interp(z_w, [r.h("spine03")[2], r.h("spine01")[2]], [r.h("spine03")[1], r.h("spine01")[1]]))
+        chain_y = float(self._chest_chain_y(z_w))
         o = np.array([[0.0, chain_y, z_w], [0.0, chain_y, z_w], [0.0, chain_y, z_f]])
         d = r.depth(o, np.array([[1.0, 0, 0], [-1.0, 0, 0], FORWARD]))
         w_a = 0.5 * (d[0] + d[1]) - CHEST_SIDE * s
@@ -333,13 +334,17 @@ class Registrar:
             out[:, 0] *= np.interp(v[:, 2], levels, narrow)
             return out
 
-        for i in range(1, 13):
-            for sd in ("left", "right"):
-                self.add(f"rib_{sd}_{i}", rigs[f"vertebra_T{i}"], cage(p[f"rib_{sd}_{i}"].vertices), p[f"rib_{sd}_{i}"].faces)
-        self.add("sternum_body", rigs["vertebra_T6"], cage(p["sternum_body"].vertices), p["sternum_body"].faces)
-        self.add("costal_cartilage", rigs["vertebra_T6"], cage(p["costal_cartilage"].vertices), p["costal_cartilage"].faces,
-                 "cartilage")  # fmt: skip
+        cage_parts = [(f"rib_{sd}_{i}", rigs[f"vertebra_T{i}"], "cortical") for i in range(1, 13) for sd in ("left", "right")]
+        cage_parts += [("sternum_body", rigs["vertebra_T6"], "cortical"), ("costal_cartilage", rigs["vertebra_T6"], "cartilage")]
+        for name, rig, material in cage_parts:
+            self.add(name, rig, cage(p[name].vertices), p[name].faces, material)
         self.skull(base_m)
+
+    def _chest_chain_y(self, z):
+        """Y (front-back) of the rig's spine chain at height(s) z, between spine03 and spine01:
+        where the chest's side-to-side rays start."""
+        r = self.rest
+        return np.interp(z, [r.h("spine03")[2], r.h("spine01")[2]], [r.h("spine03")[1], r.h("spine01")[1]])
 
     def _rib_narrowing(self, chest: Affine, zmap) -> tuple[np.ndarray, np.ndarray]:
         """The rib cage's width comes from the skin at its widest rib; a body narrower lower down
@@ -355,8 +360,7 @@ class Registrar:
             outer.append(v[np.argmax(np.abs(v[:, 0]))])
         outer = np.array(sorted(outer, key=lambda q: q[2]))
         z_a = zmap(outer[:, 2])
-        chain_y = np.interp(z_a, [r.h("spine03")[2], r.h("spine01")[2]], [r.h("spine03")[1], r.h("spine01")[1]])
-        o = np.stack([np.zeros(len(z_a)), chain_y, z_a], axis=1)
+        o = np.stack([np.zeros(len(z_a)), self._chest_chain_y(z_a), z_a], axis=1)
         d = r.depth(np.repeat(o, 2, axis=0), np.tile([[1.0, 0, 0], [-1.0, 0, 0]], (len(z_a), 1))).reshape(-1, 2)
         room = 0.5 * (d[:, 0] + d[:, 1]) - CHEST_SIDE * s
         fit = np.where(d.min(axis=1) > 0, room / np.abs(chest(outer)[:, 0]), np.nan)

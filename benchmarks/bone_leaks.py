@@ -8,7 +8,8 @@ each), and is built twice: in the rest pose (leaks there are the fitting's) and 
 ones come from moving rigid bones inside a linearly blend-skinned skin). Outside = the skin's
 winding number along a ray <= 0 (the DRR's own inside test). The depth of a leaking vertex is its
 distance to the nearest skin vertex, an upper bound of its distance to the surface (the skin's
-edges are ~1 cm). A bone drawn outside the skin is cut off by the silhouette in every picture.
+edges are ~1 cm). Rays are cast only inside the silhouette (grown by 2 px), so a bone part outside
+the skin is missing from the pictures.
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ so its bones must end at that rig's joints. Exceptions, where the rig has no joi
   skin (ray casts at the level of the widest rib) and whose heights follow the spine, then each
   rib level narrowed to the flank skin at its height (_rib_narrowing);
 - foot: the block of tarsals, metatarsals and phalanges narrowed side to side about the foot's
-  axis until its bones keep the fitting margin under the foot skin (_narrowed_foot);
+  axis (_narrowed_foot), then all but the talus and calcaneus flattened towards the sole
+  (_flattened), until its bones keep the fitting margin under the foot skin;
 - pelvis: anny's hip joints are wider apart than OpenSim's, so the pelvis is stretched
   laterally piecewise-linearly: the sacrum and the ilium beyond the acetabulum keep the stature
   scale, the part between them stretches so the acetabulum sits on the hip joint;
@@ -32,6 +33,8 @@ bone (render/phantom.py), which is how the anny rig skins it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -47,7 +50,7 @@ CHEST_SIDE = 0.028  # m: skin to the widest rib at the side (muscle, fat)
 CHEST_FRONT = 0.016  # m: skin to the front of the sternum
 RIB_NARROW_MIN = 0.6  # the narrowest a rib level's side-to-side factor goes (_rib_narrowing)
 FOOT_MARGIN = 0.003  # m (x body scale): skin over the foot block's bones (as fit_inside's margin)
-FOOT_NARROW_MIN, FOOT_REFINE_ROUNDS = 0.7, 3  # _narrowed_foot: narrowest width (all rounds), rounds
+FOOT_NARROW_MIN, FOOT_REFINE_ROUNDS = 0.7, 3  # _narrowed_foot: least width or height (all rounds), rounds
 FINGER_PAD = 0.004  # m: distal phalanx tip to the fingertip skin
 SKULL_SCALP = 0.006  # m: vertex of the skull to the top of the scalp
 SKULL_SCALE_MIN, SKULL_SCALE_MAX = 0.6, 1.2  # skull scales per level / the stature-free one
@@ -185,12 +188,14 @@ class Registrar:
                                                    "cuneiform_intermediate", "cuneiform_lateral")]
             block += [f"metatarsal_{side}_{d}" for d in range(1, 6)]
             foot = self._narrowed_foot(sd, x, foot, block)
+            hindfoot = (f"talus_{side}", f"calcaneus_{side}")
+            forefoot = self._flattened(foot, np.concatenate([sd.piece(n)[0] for n in block if n not in hindfoot]))
             for name in block:
-                self.add_mapped(sd, name, f"foot.{x}", foot)
+                self.add_mapped(sd, name, f"foot.{x}", foot if name in hindfoot else forefoot)
             for d in range(1, 6):
                 kinds = ("proximal", "distal") if d == 1 else ("proximal", "middle", "distal")
                 for k, kind in enumerate(kinds):
-                    self.toe(sd, f"phalanx_{kind}_{side}_foot_{d}", f"toe{d}-{k + 1}.{x}", foot)
+                    self.toe(sd, f"phalanx_{kind}_{side}_foot_{d}", f"toe{d}-{k + 1}.{x}", forefoot)
 
     def _narrowed_foot(self, sd: _Side, x: str, foot: Affine, block: list[str]) -> Affine:
         """The foot block's map narrowed side to side, about the rig's foot axis, until its bones
@@ -198,25 +203,40 @@ class Registrar:
         wider than many bodies' feet, and the first and fifth metatarsals lay up to 14 mm outside
         the skin, beyond what the fitting's shrink towards each bone's own axis can mend. In all,
         down to FOOT_NARROW_MIN of the width."""
-        r = self.rest
-        h = r.h(f"foot.{x}")
-        lateral = _unit(np.cross(r.t(f"foot.{x}") - h, UP))
+        h = self.rest.h(f"foot.{x}")
+        lateral = _unit(np.cross(self.rest.t(f"foot.{x}") - h, UP))
+        return self._narrowed(foot, np.concatenate([sd.piece(n)[0] for n in block]), lateral, lambda w: h, two_sided=True)
+
+    def _flattened(self, m: Affine, rest_v: np.ndarray) -> Affine:
+        """A foot bone map (``rest_v``: its bones) flattened straight down towards their lowest
+        point until they keep the fitting margin under the back of the foot: the metatarsal shafts
+        and proximal toe phalanges lay up to 7 mm above its skin. Only the mid- and forefoot and
+        the toes: the talus and calcaneus flattened too, the heel's back moved out of the skin.
+        Down to FOOT_NARROW_MIN of the height."""
+        return self._narrowed(m, rest_v, UP, lambda w: w[np.argmin(w @ UP)], two_sided=False)
+
+    def _narrowed(self, m: Affine, rest_v: np.ndarray, axis: np.ndarray, pivot: Callable[[np.ndarray], np.ndarray],
+                  two_sided: bool) -> Affine:
+        """``m`` followed by a scaling along ``axis`` about ``pivot(mapped vertices)`` (both sides
+        of it, or only the side ``axis`` points to), refined FOOT_REFINE_ROUNDS times, so that the
+        mapped ``rest_v`` keep FOOT_MARGIN under the skin where shrinking can reach them."""
         margin = FOOT_MARGIN * self.s
-        rest_v = np.concatenate([sd.piece(n)[0] for n in block])
-        width = 1.0
+        size = 1.0
         for _ in range(FOOT_REFINE_ROUNDS):
-            w = foot(rest_v)
-            short = margin - r.skin_depth(w)
-            side = np.abs((w - h) @ lateral)
-            useful = (short > 0) & (side > 2.0 * short)
-            need = float((1.0 - short[useful] / side[useful]).min()) if useful.any() else 1.0
-            f = max(need, FOOT_NARROW_MIN / width)  # never below FOOT_NARROW_MIN of the width in all
+            w = m(rest_v)
+            c = pivot(w)
+            short = margin - self.rest.skin_depth(w)
+            off = (w - c) @ axis
+            off = np.abs(off) if two_sided else off
+            useful = (short > 0) & (off > 2.0 * short)
+            need = float((1.0 - short[useful] / off[useful]).min()) if useful.any() else 1.0
+            f = max(need, FOOT_NARROW_MIN / size)  # never below FOOT_NARROW_MIN of the size in all
             if f >= 1.0:
                 break
-            width *= f
-            n = np.eye(3) - (1.0 - f) * np.outer(lateral, lateral)  # scales the lateral axis about h
-            foot = Affine(n @ foot.a, n @ foot.t + (np.eye(3) - n) @ h)
-        return foot
+            size *= f
+            n = np.eye(3) - (1.0 - f) * np.outer(axis, axis)  # scales the axis about c
+            m = Affine(n @ m.a, n @ m.t + (np.eye(3) - n) @ c)
+        return m
 
     def toe(self, sd: _Side, name: str, rig: str, foot: Affine) -> None:
         """A toe phalanx from its rig bone's head to its tail (its ends: its extreme points along
@@ -229,7 +249,7 @@ class Registrar:
         along = v @ FORWARD
         a_m, b_m = v[np.argmin(along)], v[np.argmax(along)]
         tail = self.tip(rig)
-        self.add_mapped(sd, name, rig, segment_map(a_m, b_m, UP, r.h(rig), tail, UP, across=self.s))
+        self.add_mapped(sd, name, rig, self._flattened(segment_map(a_m, b_m, UP, r.h(rig), tail, UP, across=self.s), v))
 
     def pelvis(self) -> None:
         r, ref, s = self.rest, self.ref, self.s

@@ -214,14 +214,14 @@ def test_femur_profile_shows_two_cortical_peaks():
 
 
 def test_realistic_physics_is_recorded_deterministic_and_keeps_dxa(tmp_path: Path):
-    from render.dataset import generate, generate_sample
+    from render.dataset import PHANTOM_VERSION, generate, generate_sample
     from render.physics import Physics
 
     out = tmp_path / "real"
     generate(out, 4, SIZE, SEED, progress=False, physics=Physics(kvp=70.0))
     meta = json.loads((out / "dataset.json").read_text())
     assert meta["physics"]["mode"] == "realistic" and meta["physics"]["kvp"] == 70.0
-    assert meta["phantom"] == {"version": 5, "fat_layer": True}
+    assert meta["phantom"] == {"version": PHANTOM_VERSION, "fat_layer": True}
     for rec in read_manifest(out):
         f = {k: out / v for k, v in rec["files"].items()}
         mask, lab = load_mask(f["mask"]).mask, load_labels(f["labels"])

@@ -3,7 +3,9 @@
     python benchmarks/infer_latency.py [--checkpoint CKPT] [--sizes 256 512] [--repeats 15] [--starts 3]
 
 - latency: ``Predictor.predict`` end to end for one body mask of each size (framing, model,
-  inverse framing), with and without joints; median and p90 of ``--repeats`` calls after a warm-up.
+  inverse framing), with and without joints, mirror-averaged (the default) and single-pass, the
+  two interleaved call by call; median and p90 of ``--repeats`` calls after a warm-up, and the
+  ratio of the medians.
 - import: seconds to ``import maskel.infer`` and build the Predictor in a fresh interpreter, and
   whether vector-quantize-pytorch (einx, torch._dynamo) was imported (it must not be).
 - cold start: launch ``maskel serve`` -> first 200 from /v1/health, median of ``--starts``.
@@ -49,16 +51,19 @@ def _joints_for(size: int) -> dict:
     return {"width": size, "height": size, "joints": [{"name": n, "x": x, "y": y, "depth": 3.0} for n, (x, y) in pts.items()]}
 
 
-def latency(pred: Predictor, size: int, repeats: int, joints: bool) -> tuple[float, float]:
+def latency(preds: dict[str, Predictor], size: int, repeats: int, joints: bool) -> dict[str, tuple[float, float]]:
+    """-> {mode: (p50 ms, p90 ms)}, the predictors timed in turn on the same mask."""
     mask = body_mask(size, size)
     j = [_joints_for(size)] if joints else None
-    pred.predict([mask], joints=j)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
+    times: dict[str, list[float]] = {mode: [] for mode in preds}
+    for pred in preds.values():
         pred.predict([mask], joints=j)
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times), float(np.percentile(times, 90))
+    for _ in range(repeats):
+        for mode, pred in preds.items():
+            t = time.perf_counter()
+            pred.predict([mask], joints=j)
+            times[mode].append((time.perf_counter() - t) * 1000)
+    return {mode: (statistics.median(ts), float(np.percentile(ts, 90))) for mode, ts in times.items()}
 
 
 def cold_start(ckpt: Path) -> float:
@@ -75,15 +80,18 @@ def main() -> None:
     ap.add_argument("--starts", type=int, default=3)
     args = ap.parse_args()
     ckpt = find_checkpoint(args.checkpoint)
-    pred = Predictor(ckpt, device="cpu")
+    preds = {"mirror": Predictor(ckpt, device="cpu"), "single": Predictor(ckpt, device="cpu", mirror_average=False)}
+    pred = preds["mirror"]
     import torch
 
     print(f"checkpoint {ckpt} ({pred.resolution}², joints: {pred.pose_channel}), torch threads {torch.get_num_threads()}")
-    print(f"{'size':>6}{'joints':>8}{'p50 ms':>9}{'p90 ms':>9}")
+    print(f"{'size':>6}{'joints':>8}{'mode':>8}{'p50 ms':>9}{'p90 ms':>9}{'ratio':>7}")
     for size in args.sizes:
         for joints in (True, False) if pred.pose_channel else (False,):
-            p50, p90 = latency(pred, size, args.repeats, joints)
-            print(f"{size:>6}{str(joints):>8}{p50:>9.1f}{p90:>9.1f}", flush=True)
+            result = latency(preds, size, args.repeats, joints)
+            for mode, (p50, p90) in result.items():
+                ratio = p50 / result["single"][0]
+                print(f"{size:>6}{str(joints):>8}{mode:>8}{p50:>9.1f}{p90:>9.1f}{ratio:>7.2f}", flush=True)
     probe = subprocess.run([sys.executable, "-c", IMPORT_PROBE.format(ckpt=str(ckpt))], capture_output=True, text=True, cwd=REPO, check=True)
     info = json.loads(probe.stdout.strip().splitlines()[-1])
     print(f"import maskel.infer + Predictor: {info['seconds']:.2f} s; vector_quantize_pytorch imported: {info['vq_imported']}, "

@@ -34,11 +34,12 @@ def _character(scene: bpy.types.Scene) -> bpy.types.Object:
         raise XrayError(f"choose the character in the MaSkel panel ({e})") from None
 
 
-def make_job(scene: bpy.types.Scene) -> XrayJob:
+def make_job(scene: bpy.types.Scene, single_pass: bool = False) -> XrayJob:
+    """The panel's settings as a job; ``single_pass`` (live mode) asks the server to draw once."""
     s = scene.maskel
     return XrayJob(scene, _character(scene), _cameras(scene), make_client(), resolution=int(s.resolution),
                    style=s.style, seed=s.seed, exclude_clothes=s.exclude_clothes,
-                   sr=s.quality == "super_resolution")  # fmt: skip
+                   sr=s.quality == "super_resolution", single_pass=single_pass)  # fmt: skip
 
 
 class MASKEL_OT_generate(bpy.types.Operator):

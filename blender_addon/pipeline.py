@@ -76,7 +76,8 @@ class XrayJob:
 
     def __init__(self, scene: bpy.types.Scene, character: bpy.types.Object, cameras: list[bpy.types.Object],
                  client: MaskelClient, resolution: int = 512, style: str = DEFAULT_STYLE, seed: int = 0,
-                 exclude_clothes: bool = True, out_dir: str | None = None, tag: str = "", sr: bool = False):  # fmt: skip
+                 exclude_clothes: bool = True, out_dir: str | None = None, tag: str = "", sr: bool = False,
+                 single_pass: bool = False):  # fmt: skip
         if not cameras:
             raise XrayError("no camera: set a scene camera, pick one in the MaSkel panel, or use Create X-ray cameras")
         for cam in cameras:
@@ -84,6 +85,7 @@ class XrayJob:
                 raise XrayError(f"{getattr(cam, 'name', cam)!r} is not a camera")
         self.scene, self.character, self.client = scene, character, client
         self.resolution, self.style, self.seed, self.sr = int(resolution), style, int(seed), bool(sr)
+        self.single_pass = bool(single_pass)  # no mirror average: the live mode's faster X-ray
         self.exclude_clothes = exclude_clothes
         self.own_dir = out_dir is None
         self.out_dir = out_dir or ""  # a temporary folder is made by prepare() and removed by cleanup()
@@ -185,7 +187,8 @@ class XrayJob:
             with open(view.mask_path, "rb") as f:
                 mask = f.read()
             self._stage(f"waiting for the server ({view.camera.name})", (0.1 + 0.85 * i / n))
-            res = self.client.xray(mask, joints=view.joints, style=self.style, seed=self.seed, sr=self.sr)
+            res = self.client.xray(mask, joints=view.joints, style=self.style, seed=self.seed, sr=self.sr,
+                                   mirror_average=False if self.single_pass else None)  # fmt: skip
             tmp = view.xray_path + ".part"
             with open(tmp, "wb") as f:
                 f.write(res.xray_png)

@@ -60,6 +60,9 @@ class XrayRequest(BaseModel):
     bits: Literal[8, 16] = Field(16, description="bit depth of the returned X-ray PNG")
     sr: bool = Field(False, strict=True, description="lift the X-ray with the server's diffusion super-resolution "
                      "(/v1/health 'super_resolution'; slower); error no_super_resolution on a server without it")  # fmt: skip
+    mirror_average: bool | None = Field(None, strict=True, description="average the drawings of the character and of its "
+                                        "mirror image (more accurate, about twice the model time); null: the server's "
+                                        "setting (/v1/health 'mirror_average')")  # fmt: skip
 
 
 class XrayResponse(BaseModel):
@@ -70,6 +73,7 @@ class XrayResponse(BaseModel):
     height: int
     style: str
     super_resolution: str | None = Field(None, description="the super-resolution applied, or null")
+    mirror_average: bool = Field(False, description="whether the X-ray is the mean with the mirror image's drawing")
     notes: list[str] = Field(default_factory=list, description="conversions applied to the input mask")
 
 
@@ -106,6 +110,8 @@ class Health(BaseModel):
     styles: list[str]
     pose_channel: bool
     labels: bool
+    mirror_average: bool = Field(False, description="whether requests that do not say are averaged with the drawing "
+                                 "of the mirror image (maskel serve --single-pass: not)")  # fmt: skip
     super_resolution: str | None = Field(None, description="the SR checkpoint requests can ask for (sr), or null")
 
 

@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     def model_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--checkpoint", help="stage-2 .safetensors (default: $MASKEL_CHECKPOINT, the cache, the packaged model)")
         p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
+        p.add_argument("--single-pass", action="store_true", help="draw each X-ray once instead of averaging it with the "
+                       "drawing of the mirror image: about half the model time, a little less accurate")  # fmt: skip
 
     g = sub.add_parser("generate", help="X-rays for mask PNGs (files, globs or directories)",
                        description="Write one X-ray PNG per mask PNG, named like the mask, into --out.")  # fmt: skip
@@ -131,7 +133,8 @@ def _serve(args: argparse.Namespace) -> int:
                max_batch=args.max_batch, queue_size=args.queue, max_pixels=args.max_pixels,
                max_body_bytes=args.max_body_bytes, batch_window_s=args.batch_window_ms / 1000,
                pixel_budget=args.pixel_budget, header_timeout_s=args.header_timeout,
-               mannequin=plugins.mannequin, skeleton=plugins.skeleton, sr=args.sr, sr_scale=args.sr_scale)  # fmt: skip
+               mannequin=plugins.mannequin, skeleton=plugins.skeleton, sr=args.sr, sr_scale=args.sr_scale,
+               mirror_average=not args.single_pass)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -230,7 +233,8 @@ def _generate(args: argparse.Namespace, stop: StopRequest) -> int:
             raise PermissionError(13, "Permission denied")
     except OSError as e:
         raise OutputError(f"--out {out_dir}: cannot write there ({e.strerror or e})") from None
-    predictor = Predictor(args.checkpoint, device=args.device, max_batch=args.batch, sr=args.sr, sr_scale=args.sr_scale)
+    predictor = Predictor(args.checkpoint, device=args.device, max_batch=args.batch, sr=args.sr, sr_scale=args.sr_scale,
+                          mirror_average=not args.single_pass)  # fmt: skip
     predictor.style_index(args.style)
     targets: dict[Path, Path] = {}
     failed = len(errors)

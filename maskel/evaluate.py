@@ -16,7 +16,7 @@ What is measured (per image, then averaged over the images where it is defined):
 Images are scored at the held-out set's own size, end to end through the ``Predictor`` (framing,
 model, inverse framing), so models of different resolutions are compared on the same pixels.
 
-    maskel eval --checkpoint C [--checkpoint C2 ...] --data HELDOUT --out DIR [--limit N]
+    maskel eval --checkpoint C [--checkpoint C2 ...] --data HELDOUT --out DIR [--limit N] [--single-pass]
 
 writes DIR/report.md, DIR/report.json and DIR/review-<model>.png (worst / median / best by
 ssim_body: mask | generated | truth | |difference| for both styles, cropped to the body and
@@ -239,10 +239,17 @@ def _safe_name(name: str) -> str:
 
 
 def run_eval(
-    checkpoints: Sequence[str], data: str, out: Path, limit: int | None, names: Sequence[str] | None = None, stop: StopRequest | None = None
+    checkpoints: Sequence[str],
+    data: str,
+    out: Path,
+    limit: int | None,
+    names: Sequence[str] | None = None,
+    stop: StopRequest | None = None,
+    mirror_average: bool = True,
 ) -> list[tuple[str, dict[str, float]]]:
     """Score each checkpoint on the held-out set in ``data``; write report.md, report.json and a
-    review sheet per model into ``out``. ``stop`` (a Ctrl-C request) is checked per sample."""
+    review sheet per model into ``out``. ``stop`` (a Ctrl-C request) is checked per sample;
+    ``mirror_average`` as the Predictor's (the default, what users get)."""
     from maskel.data.datasets import HoldOut
     from maskel.infer import Predictor
 
@@ -253,12 +260,12 @@ def run_eval(
     report: dict[str, Any] = {"data": str(data), "samples": len(samples), "bone_threshold": BONE_THRESHOLD, "models": {}}
     out.mkdir(parents=True, exist_ok=True)
     for k, ckpt in enumerate(checkpoints):
-        pred = Predictor(ckpt, device="cpu")
+        pred = Predictor(ckpt, device="cpu", mirror_average=mirror_average)
         missing = [s for s in styles if s not in pred.styles]
         if missing:
             raise MaskelError(f"{ckpt}: the model does not draw {', '.join(missing)}, which the held-out set has")
         name = names[k] if names and k < len(names) else pred.name
-        entry: dict[str, Any] = {"checkpoint": str(ckpt), "resolution": pred.resolution}
+        entry: dict[str, Any] = {"checkpoint": str(ckpt), "resolution": pred.resolution, "mirror_average": mirror_average}
         hold_out = HoldOut.from_config(pred.meta["config"].get("data", {}).get("hold_out"))
         if hold_out:
             entry["hold_out"] = hold_out.to_config()
@@ -288,11 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True, help="held-out dataset directory (manifest.jsonl or the upstream layout)")
     ap.add_argument("--out", type=Path, default=Path("eval_out"), help="where report.md, report.json and review sheets go")
     ap.add_argument("--limit", type=int, help="score only the first N samples")
+    ap.add_argument("--single-pass", action="store_true", help="score the single drawing, not the mean with the mirror image's")
     args = ap.parse_args(argv)
     try:
         torch.set_grad_enabled(False)
         with ctrl_c_stops() as stop:
-            table = run_eval(args.checkpoint, args.data, args.out, args.limit, args.name, stop)
+            table = run_eval(args.checkpoint, args.data, args.out, args.limit, args.name, stop, not args.single_pass)
     except MaskelError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

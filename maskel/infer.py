@@ -6,7 +6,11 @@ the X-ray back on the input frame, so it lies pixel-exact on the silhouette. The
 multiplied by the silhouette dilated by ``margin_px`` output pixels (default 2, a disk): air stays
 black, while the model's soft edge (it works at a lower resolution) is not cut to a jagged line.
 
-By default the generator draws at its own resolution (256² for the default) and the inverse
+By default each X-ray is the mean of the generator's drawings of the character and of its mirror
+image (``mirror_average``; both in one batch), which scores higher inside the body than either
+drawing alone; ``mirror_average=False``, or a call's ``mirror=False``, draws once, in about half
+the model time (the add-on's live mode asks for that).
+The generator draws at its own resolution (256² for the default) and the inverse
 framing resizes that to the mask's frame. With an SR checkpoint (``sr=``, maskel.diffusion.sr) the
 generator's X-ray is first lifted ×2 or ×4 by the diffusion super-resolution, conditioned on the
 mask framed at the high resolution: for every mask by default, or as each call (each server
@@ -18,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +63,7 @@ class Prepared:
     channel: int  # the style's output channel
     prepare_ms: float = 0.0
     sr: bool = False  # lift with the predictor's super-resolution
+    mirror: bool = True  # average with the drawing of the mirror image
 
 
 @dataclass
@@ -156,6 +162,7 @@ class Predictor:
         warmup: bool = True,
         sr: str | Path | None = None,
         sr_scale: int | None = None,
+        mirror_average: bool = True,
     ) -> None:
         from maskel.models import load_generator
 
@@ -167,6 +174,7 @@ class Predictor:
             raise MaskelError("max batch must be at least 1")
         self.max_batch = max_batch
         self.margin_px = margin_px
+        self.mirror_average = mirror_average
         try:
             self.model, meta = load_generator(self.checkpoint, device=str(self.device))
         except MaskelError:
@@ -206,13 +214,14 @@ class Predictor:
             "styles": self.styles,
             "pose_channel": self.pose_channel,
             "labels": self.has_labels,
+            "mirror_average": self.mirror_average,
             **({"super_resolution": self.sr.describe()} if self.sr is not None else {}),
         }
 
     def warmup(self) -> None:
         """One forward pass so the first request does not pay for lazy initialisation."""
         r = self.resolution
-        self._forward(torch.zeros(1, 1, r, r), None, labels=False)
+        self._forward(torch.zeros(1, 1, r, r), None, labels=False, mirror=torch.tensor([self.mirror_average]))
 
     def style_index(self, style: str | None) -> int:
         if style is None:
@@ -222,15 +231,17 @@ class Predictor:
             raise UnknownStyle(f"unknown style {shown!r}; this model draws: {', '.join(self.styles)}")
         return self.styles.index(style)
 
-    def _forward(self, masks: torch.Tensor, poses: torch.Tensor | None, labels: bool) -> dict[str, torch.Tensor]:
+    def _forward(self, masks: torch.Tensor, poses: torch.Tensor | None, labels: bool, mirror: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The model on (B, 1, R, R) masks; ``mirror`` (B,) bool: the samples averaged with their
+        mirror image (None: none)."""
         masks = masks.to(self.device)
         poses = poses.to(self.device) if poses is not None else None
         with torch.inference_mode():
-            if self.autocast is not None:
-                with torch.autocast(device_type=self.device.type, dtype=self.autocast):
+            with torch.autocast(device_type=self.device.type, dtype=self.autocast) if self.autocast is not None else nullcontext():
+                if mirror is not None and bool(mirror.any()):
+                    out = self.model.forward_mirror_average(masks, poses, labels=labels, which=mirror)
+                else:
                     out = self.model(masks, poses, labels=labels)
-            else:
-                out = self.model(masks, poses, labels=labels)
         return {k: v.float().cpu() for k, v in out.items() if v is not None}
 
     def use_sr(self, sr: bool | None) -> bool:
@@ -241,9 +252,10 @@ class Predictor:
         return self.sr is not None if sr is None else bool(sr)
 
     def prepare(self, mask: np.ndarray, pose: dict[str, Any] | None = None, style: str | None = None,
-                sr: bool | None = None) -> Prepared:  # fmt: skip
+                sr: bool | None = None, mirror: bool | None = None) -> Prepared:  # fmt: skip
         """Check a boolean (H, W) mask (and its pose JSON, used only by a model with a pose channel)
-        and frame it at the model's resolution; ``sr`` as in ``use_sr``. Independent of the model's
+        and frame it at the model's resolution; ``sr`` as in ``use_sr``; ``mirror``: average with
+        the mirror image's drawing (None: the predictor's ``mirror_average``). Independent of the model's
         state: the server runs it in the request's thread, so big masks are framed in parallel, not
         in the batcher."""
         t0 = time.perf_counter()
@@ -256,7 +268,8 @@ class Predictor:
         p = None
         if self.pose_channel and pose is not None:
             p = render_limb_maps(frame_joints(pose_array(pose, mask.shape), frame, self.resolution), self.resolution)
-        return Prepared(mask, frame, m, p, channel, round((time.perf_counter() - t0) * 1000, 2), lift)
+        mirror = self.mirror_average if mirror is None else bool(mirror)
+        return Prepared(mask, frame, m, p, channel, round((time.perf_counter() - t0) * 1000, 2), lift, mirror)
 
     def forward(self, prepared: Sequence[Prepared], seed: int = 0, labels: bool = False) -> list[Drawn]:
         """The model on prepared masks, in batches of at most ``max_batch``, seeded once per call:
@@ -272,7 +285,8 @@ class Predictor:
             t1 = time.perf_counter()
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 torch.manual_seed(seed)
-                out = self._forward(x, p, labels=labels and self.has_labels)
+                mirror = torch.tensor([c.mirror for c in chunk])
+                out = self._forward(x, p, labels=labels and self.has_labels, mirror=mirror)
             xray = list(out["xray"].clamp(0.0, 1.0).numpy())
             lifted = [i for i, c in enumerate(chunk) if c.sr]
             if lifted:  # conditioned on each mask framed at the high resolution
@@ -303,13 +317,15 @@ class Predictor:
         seed: int = 0,
         labels: bool = False,
         sr: bool | None = None,
+        mirror: bool | None = None,
     ) -> list[Prediction]:
         """X-rays (and optionally bone labels) for boolean (H, W) masks, each at its own size
         (``prepare``, ``forward``, ``finish`` in one call).
 
         ``style`` is one name for all masks or one per mask; None means the model's first style.
         ``joints`` (pose JSON per mask, or None) is used only when the model has a pose channel.
-        ``seed`` seeds torch for the whole call, so a call is reproducible. ``sr``: see ``use_sr``.
+        ``seed`` seeds torch for the whole call, so a call is reproducible. ``sr``: see ``use_sr``;
+        ``mirror``: see ``prepare``.
         """
         n = len(masks)
         if joints is not None and len(joints) != n:
@@ -319,5 +335,5 @@ class Predictor:
             raise MaskelError(f"got {len(styles)} styles for {n} masks")
         for s in styles:
             self.style_index(s)
-        prepared = [self.prepare(m, joints[i] if joints is not None else None, styles[i], sr) for i, m in enumerate(masks)]
+        prepared = [self.prepare(m, joints[i] if joints is not None else None, styles[i], sr, mirror) for i, m in enumerate(masks)]
         return [self.finish(p, d) for p, d in zip(prepared, self.forward(prepared, seed, labels), strict=True)]

@@ -194,7 +194,7 @@ def create_app(predictor: Predictor, max_batch: int = 8, queue_size: int = 64, m
         joints = req.joints.model_dump() if req.joints is not None else None
         if joints is not None:  # checked even when the model has no pose channel
             pose_array(joints, mask.shape)
-        return predictor.prepare(mask, joints, req.style, req.sr), note
+        return predictor.prepare(mask, joints, req.style, req.sr, req.mirror_average), note
 
     async def _xray(request: Request, req: XrayRequest, t0: float) -> dict[str, Any]:
         prepared, note = await run_in_threadpool(prepare, req)
@@ -230,7 +230,7 @@ def create_app(predictor: Predictor, max_batch: int = 8, queue_size: int = 64, m
         return {
             "xray": x64, "labels": lab64, "timings": timings, "width": int(pred.xray.shape[1]),
             "height": int(pred.xray.shape[0]), "style": req.style or predictor.styles[0], "notes": [note] if note else [],
-            "super_resolution": predictor.sr.describe() if prepared.sr else None,
+            "super_resolution": predictor.sr.describe() if prepared.sr else None, "mirror_average": prepared.mirror,
         }  # fmt: skip
 
     @app.get("/v1/mannequin", responses=ERROR_RESPONSES)
@@ -340,6 +340,7 @@ def run(
     skeleton: SkeletonProvider | None = None,
     sr: str | None = None,
     sr_scale: int | None = None,
+    mirror_average: bool = True,
 ) -> int:
     """Load the model, serve until SIGINT/SIGTERM (in-flight requests finish), return 0."""
     import uvicorn
@@ -350,7 +351,7 @@ def run(
         raise MaskelError("--max-batch, --queue, --max-pixels, --max-body-bytes, --pixel-budget and --header-timeout must be positive")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sock = bind_socket(host, port)
-    predictor = Predictor(checkpoint, device=device, max_batch=max_batch or 8, sr=sr, sr_scale=sr_scale)
+    predictor = Predictor(checkpoint, device=device, max_batch=max_batch or 8, sr=sr, sr_scale=sr_scale, mirror_average=mirror_average)
     if max_batch is None:  # CPU: 138/103/138/198 ms an image at batch 1/2/4/8 (256², 1 thread): caches, not cores
         max_batch = predictor.max_batch = 8 if predictor.device.type != "cpu" else CPU_MAX_BATCH
     app = create_app(predictor, max_batch, queue_size, max_pixels, batch_window_s, pixel_budget, mannequin, skeleton)

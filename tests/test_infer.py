@@ -183,3 +183,25 @@ def test_label_head_runs_only_when_labels_are_asked_for(predictor: Predictor) ->
         assert predictor.predict([mask], labels=True)[0].labels is not None and calls
     finally:
         hook.remove()
+
+
+def test_the_mirror_average_is_the_default_and_a_call_or_predictor_can_draw_once(tiny_checkpoint: Path) -> None:
+    single = Predictor(tiny_checkpoint, device="cpu", mirror_average=False)
+    averaged = Predictor(tiny_checkpoint, device="cpu")
+    assert averaged.info()["mirror_average"] and not single.info()["mirror_average"]
+    masks = [body_mask(120, 90), body_mask(90, 120, shift=(5, -3))]
+    pose = array_to_joints(np.array([[40.0 + i, 20.0 + 3 * i, 2.0 + 0.01 * i, 1.0] for i in range(22)], np.float32), 90, 120)
+    joints = [pose, None]
+    once = single.predict(masks, joints=joints)
+    both = averaged.predict(masks, joints=joints)
+    for a, b in zip(once, both, strict=True):
+        assert not np.allclose(a.xray, b.xray, atol=1e-4)  # the average is another picture
+    asked_once = averaged.predict(masks, joints=joints, mirror=False)
+    asked_both = single.predict(masks, joints=joints, mirror=True)
+    for a, b in zip(once + both, asked_once + asked_both, strict=True):
+        assert np.allclose(a.xray, b.xray, atol=1e-5)
+    # a batch mixing both kinds draws each as if alone
+    mixed = averaged.forward([averaged.prepare(masks[0], pose, mirror=False), averaged.prepare(masks[1])])
+    alone = [averaged.forward([averaged.prepare(masks[0], pose, mirror=False)])[0], averaged.forward([averaged.prepare(masks[1])])[0]]
+    for a, b in zip(mixed, alone, strict=True):
+        assert np.allclose(a.xray, b.xray, atol=1e-5)

@@ -456,3 +456,65 @@ def test_weight_average_lerps_float_tensors_and_copies_flags():
     assert bool(held.initted) and not held.weight.requires_grad and not held.training
     ema_update(held, live, decay=0.0)
     assert torch.equal(held.weight, live.weight.detach())
+
+
+# --- the bottleneck skip and the mirror average ---------------------------------------------
+
+
+def test_the_bottleneck_skip_starts_at_zero_and_then_carries_the_encoders_coarsest_features():
+    cfg = tiny_cfg()
+    torch.manual_seed(0)
+    plain = build_generator(cfg).eval()
+    cfg["generator"]["bottleneck_skip"] = True
+    skipped = build_generator(cfg).eval()
+    missing, unexpected = skipped.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("decoder.bottleneck_proj.") for k in missing)
+    batch = tiny_batch(cfg, b=2)
+    with torch.no_grad():
+        assert torch.equal(plain(batch["mask"], batch["pose"])["xray"], skipped(batch["mask"], batch["pose"])["xray"])
+        torch.nn.init.normal_(skipped.decoder.bottleneck_proj.weight)
+        q_fixed = skipped(batch["mask"], batch["pose"], internals=True)
+        assert not torch.allclose(q_fixed["xray"], plain(batch["mask"], batch["pose"])["xray"])
+        # the same quantised codes, other coarse features: only the skip can carry the difference
+        latent, levels = skipped.forward_encoder(q_fixed["cond"])
+        q, _, _ = skipped.quantize(latent)
+        other = [*levels[:-1], levels[-1] + 1.0]
+        a, _ = skipped.forward_decoder(q, levels, batch["mask"])
+        b, _ = skipped.forward_decoder(q, other, batch["mask"])
+        assert not torch.allclose(a, b)
+
+
+def test_limb_maps_of_the_mirrored_joints_are_the_flipped_maps_in_their_partners_channels():
+    from maskel.data.joints import JOINT_MIRROR, LIMB_MIRROR
+    from maskel.data.posemap import render_limb_maps
+
+    r = 64
+    joints = np.zeros((len(JOINT_INDEX), 4), np.float32)
+    rng = np.random.default_rng(3)
+    joints[:, :2] = rng.uniform(4, r - 4, size=(len(JOINT_INDEX), 2))
+    joints[:, 2] = rng.uniform(2.0, 4.0, size=len(JOINT_INDEX))
+    joints[:, 3] = 1.0
+    mirrored = joints[JOINT_MIRROR].copy()
+    mirrored[:, 0] = r - mirrored[:, 0]
+    expected = render_limb_maps(joints, r)[LIMB_MIRROR][..., ::-1]
+    assert np.allclose(render_limb_maps(mirrored, r), expected, atol=1e-6)
+    assert not np.allclose(render_limb_maps(joints, r)[..., ::-1], expected)  # the channels do swap
+
+
+def test_the_mirror_average_is_the_mean_of_both_drawings_and_mirror_symmetric():
+    from maskel.data.joints import LIMB_MIRROR
+
+    cfg = tiny_cfg()
+    torch.manual_seed(1)
+    gen = build_generator(cfg).eval()
+    batch = tiny_batch(cfg, b=2)
+    mask, limbs = batch["mask"], batch["pose"]
+    mirror_limbs = limbs[:, torch.as_tensor(LIMB_MIRROR)].flip(-1)
+    with torch.no_grad():
+        once, twice = gen(mask, limbs)["xray"], gen.forward_mirror_average(mask, limbs, labels=True)
+        mirror_once = gen(mask.flip(-1), mirror_limbs)["xray"]
+        assert torch.allclose(twice["xray"], 0.5 * (once + mirror_once.flip(-1)), atol=1e-6)
+        assert not torch.allclose(twice["xray"], once, atol=1e-3)
+        assert torch.allclose(gen.forward_mirror_average(mask.flip(-1), mirror_limbs)["xray"], twice["xray"].flip(-1), atol=1e-6)
+        assert torch.allclose(twice["labels"], gen(mask, limbs, labels=True)["labels"], atol=1e-6)
+        assert gen.forward_mirror_average(mask, None)["xray"].shape == once.shape

@@ -85,6 +85,9 @@ def test_round_trip_size_and_alignment(maskel_server: str, h: int, w: int) -> No
     assert body["labels"] is not None, "the tiny checkpoint has a label head"
     lab = np.asarray(decode_png(body["labels"]))
     assert lab.shape == (h, w) and not lab[~m].any()
+    assert body["mirror_average"] is True and httpx.get(maskel_server + "/v1/health").json()["mirror_average"] is True
+    once = httpx.post(maskel_server + "/v1/xray", json={"mask": mask_b64(m), "mirror_average": False}, timeout=60).json()
+    assert once["mirror_average"] is False and once["xray"] != body["xray"]
 
 
 def test_style_bits_and_mask_conversions(maskel_server: str) -> None:
@@ -146,6 +149,7 @@ def test_bad_inputs_get_json_errors_and_the_server_survives(maskel_server: str) 
         ({"mask": good, "style": "ct"}, 422, "unknown_style"),
         ({"mask": good, "bits": 12}, 422, "invalid_request"),
         ({"mask": good, "seed": -1}, 422, "invalid_request"),
+        ({"mask": good, "mirror_average": "no"}, 422, "invalid_request"),
         ({"mask": good, "joints": {"joints": [{"name": "tail", "x": 1, "y": 2}]}}, 422, "bad_joints"),
         ({"mask": good, "joints": {"width": 10, "height": 10, "joints": []}}, 422, "bad_joints"),
     ]

@@ -182,15 +182,19 @@ class MaskelClient:
         return data
 
     def xray(self, mask_png: bytes, joints: dict | None = None, style: str = DEFAULT_STYLE, seed: int = 0,
-             labels: bool = False, bits: int = 16, sr: bool = False) -> XrayResult:  # fmt: skip
+             labels: bool = False, bits: int = 16, sr: bool = False, mirror_average: bool | None = None) -> XrayResult:  # fmt: skip
         """POST /v1/xray: silhouette PNG (+ optional pose JSON) -> X-ray PNG of the same size;
-        ``sr``: lifted by the server's diffusion super-resolution (a server started with --sr)."""
+        ``sr``: lifted by the server's diffusion super-resolution (a server started with --sr);
+        ``mirror_average``: False draws once (about half the server's model time), None leaves it
+        to the server."""
         body = {"mask": base64.b64encode(mask_png).decode("ascii"), "style": style, "seed": int(seed),
                 "labels": bool(labels), "bits": int(bits)}  # fmt: skip
         if joints is not None:
             body["joints"] = joints
         if sr:  # only when asked: servers before the option refuse unknown keys
             body["sr"] = True
+        if mirror_average is not None:  # likewise
+            body["mirror_average"] = bool(mirror_average)
         reply = self._request("POST", "/v1/xray", body)
         try:
             xray = base64.b64decode(reply["xray"], validate=True)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from maskel.data.joints import CANONICAL_JOINTS, JOINT_INDEX
+from maskel.data.joints import JOINT_MIRROR
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,6 @@ class AugmentConfig:
             return None
         return cls(**{k: float(v) for k, v in d.items()})
 
-
-JOINT_MIRROR = np.array(
-    [JOINT_INDEX[n.replace("left_", "@").replace("right_", "left_").replace("@", "right_")] for n in CANONICAL_JOINTS]
-)
-"""Row index of each joint's mirror partner (left_x <-> right_x; trunk joints map to themselves)."""
 
 _SIDE_SWAPS = (
     ("left", "right"), ("Left", "Right"), ("LEFT", "RIGHT"),

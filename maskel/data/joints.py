@@ -46,6 +46,17 @@ LIMBS: tuple[tuple[str, str, int], ...] = (
 )  # fmt: skip
 
 
+def mirror_name(joint: str) -> str:
+    """The joint's partner in the character's mirror image (left_x <-> right_x; trunk joints stay)."""
+    return joint.replace("left_", "@").replace("right_", "left_").replace("@", "right_")
+
+
+JOINT_MIRROR = np.array([JOINT_INDEX[mirror_name(n)] for n in CANONICAL_JOINTS])
+"""Row index of each joint's mirror partner."""
+LIMB_MIRROR = np.array([[(a, b) for a, b, _ in LIMBS].index((mirror_name(a), mirror_name(b))) for a, b, _ in LIMBS])
+"""Index of each limb segment's mirror partner (its limb-map channel in the mirror image)."""
+
+
 def _number(value: Any, what: str) -> float:
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
         raise BadJoints(f"{what} must be a number, got {type(value).__name__}")

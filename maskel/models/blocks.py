@@ -66,9 +66,10 @@ class Upsample(nn.Module):
 
 
 class ConvEncoder(nn.Module):
-    """(B, in_ch, H, W) -> latent (B, latent_dim, H/2^k, W/2^k) and the features before each
-    halving (finest first), k = len(channels) - 1. The coarsest level runs ``context_blocks``
-    dilated blocks, which give the latent a receptive field of most of the body."""
+    """(B, in_ch, H, W) -> latent (B, latent_dim, H/2^k, W/2^k) and the features of every level
+    (finest first): those before each halving, then the coarsest level's own (the latent's
+    input), k = len(channels) - 1. The coarsest level runs ``context_blocks`` dilated blocks,
+    which give the latent a receptive field of most of the body."""
 
     def __init__(self, in_ch: int, channels: list[int], latent_dim: int, res_blocks: int, context_blocks: int):
         super().__init__()
@@ -85,15 +86,27 @@ class ConvEncoder(nn.Module):
             h = stage(h)
             skips.append(h)
             h = down(h)
-        return self.to_latent(self.context(h)), skips
+        h = self.context(h)
+        skips.append(h)
+        return self.to_latent(h), skips
 
 
 class XrayDecoder(nn.Module):
     """latent (B, latent_dim, h, w) [+ skip features, finest first] -> X-ray (B, out_ch, 2^k h,
     2^k w) in [0, 1] and the final features (B, channels[0], ...). With ``skip_channels`` each
-    scale adds a 1x1 projection of the matching skip; the projections start at zero."""
+    upsampled scale adds a 1x1 projection of the matching skip; with ``bottleneck_channels`` the
+    latent's own scale also adds one of the encoder's coarsest features (``bottleneck``). The
+    projections start at zero."""
 
-    def __init__(self, latent_dim: int, channels: list[int], out_ch: int, res_blocks: int, skip_channels: list[int] | None = None):
+    def __init__(
+        self,
+        latent_dim: int,
+        channels: list[int],
+        out_ch: int,
+        res_blocks: int,
+        skip_channels: list[int] | None = None,
+        bottleneck_channels: int | None = None,
+    ):
         super().__init__()
         rev = list(reversed(channels))
         self.from_latent = nn.Conv2d(latent_dim, rev[0], 3, padding=1)
@@ -103,14 +116,20 @@ class XrayDecoder(nn.Module):
         self.skip_proj = None
         if skip_channels is not None:
             self.skip_proj = nn.ModuleList(nn.Conv2d(s, c, 1) for s, c in zip(reversed(skip_channels), rev[1:], strict=True))
-            for p in self.skip_proj:
-                nn.init.zeros_(p.weight)
-                nn.init.zeros_(p.bias)
+        self.bottleneck_proj = nn.Conv2d(bottleneck_channels, rev[0], 1) if bottleneck_channels is not None else None
+        for p in [*(self.skip_proj or []), *filter(None, [self.bottleneck_proj])]:
+            nn.init.zeros_(p.weight)
+            nn.init.zeros_(p.bias)
         self.out_norm = norm(channels[0])
         self.to_xray = nn.Conv2d(channels[0], out_ch, 3, padding=1)
 
-    def forward(self, z: torch.Tensor, skips: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.context(self.from_latent(z))
+    def forward(
+        self, z: torch.Tensor, skips: list[torch.Tensor] | None = None, bottleneck: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.from_latent(z)
+        if self.bottleneck_proj is not None and bottleneck is not None:
+            h = h + self.bottleneck_proj(bottleneck)
+        h = self.context(h)
         coarse_first = list(reversed(skips)) if skips is not None else None
         for i, (up, stage) in enumerate(zip(self.ups, self.stages, strict=True)):
             h = up(h)

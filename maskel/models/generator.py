@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from maskel.data.joints import LIMBS
+from maskel.data.joints import LIMB_MIRROR, LIMBS
 from maskel.models.blocks import ConvEncoder, XrayDecoder
 from maskel.models.mae import XrayMAE, latent_shape, mae_kwargs
 from maskel.models.vq import build_quantizer
@@ -54,6 +54,7 @@ class MaskelGenerator(nn.Module):
         res_blocks: int = 1,
         context_blocks: int = 4,
         skips: bool = True,
+        bottleneck_skip: bool = False,
         radiograph_from_dxa: bool = False,
     ):
         super().__init__()
@@ -67,7 +68,9 @@ class MaskelGenerator(nn.Module):
         self.in_channels = 1 + (LIMB_CHANNELS if pose_channel else 0)
         self.encoder = ConvEncoder(self.in_channels, channels, latent_dim, res_blocks, context_blocks)
         self.quantizer = quantizer
-        self.decoder = XrayDecoder(latent_dim, channels, len(styles), res_blocks, skip_channels=channels[:-1] if skips else None)
+        self.skips, self.bottleneck_skip = skips, bottleneck_skip
+        self.decoder = XrayDecoder(latent_dim, channels, len(styles), res_blocks, skip_channels=channels[:-1] if skips else None,
+                                   bottleneck_channels=channels[-1] if bottleneck_skip else None)  # fmt: skip
         self.label_head = nn.Conv2d(channels[0], num_labels, 1) if num_labels > 0 else None
 
     def condition(self, mask: torch.Tensor, limbs: torch.Tensor | None) -> torch.Tensor:
@@ -80,6 +83,7 @@ class MaskelGenerator(nn.Module):
         return torch.cat([mask, limbs], dim=1)
 
     def forward_encoder(self, cond: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """-> (latent, the encoder's features of every level, finest first, the latent's own last)."""
         if cond.shape[-1] % self.patch or cond.shape[-2] % self.patch:
             raise ValueError(f"input size {tuple(cond.shape[-2:])} is not a multiple of {self.patch}")
         return self.encoder(cond)
@@ -92,22 +96,23 @@ class MaskelGenerator(nn.Module):
             q, indices, commit = self.quantizer(latent.float())
         return q.to(latent.dtype), indices, commit.sum()
 
-    def forward_decoder(self, q: torch.Tensor, skips: list[torch.Tensor], mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> (X-ray gated by the 1-px dilated mask, final features)."""
-        xray, features = self.decoder(q, skips)
+    def forward_decoder(self, q: torch.Tensor, features: list[torch.Tensor], mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(quantised latent, the encoder's features) -> (X-ray gated by the 1-px dilated mask,
+        final features). The decoder takes the skips it was built with."""
+        xray, final = self.decoder(q, features[:-1] if self.skips else None, features[-1] if self.bottleneck_skip else None)
         xray = xray * F.max_pool2d(mask, 3, stride=1, padding=1)
         if self.bone_beta is not None:
             r, d = self.styles.index("radiograph"), self.styles.index("dxa")
             channels = list(xray.unbind(dim=1))
             channels[r] = 1.0 - (1.0 - channels[r]) * torch.exp(-self.bone_beta * channels[d])
             xray = torch.stack(channels, dim=1)
-        return xray, features
+        return xray, final
 
     def forward(self, mask: torch.Tensor, limbs: torch.Tensor | None = None, labels: bool = False, internals: bool = False) -> dict[str, Any]:
         cond = self.condition(mask, limbs)
-        latent, skips = self.forward_encoder(cond)
+        latent, levels = self.forward_encoder(cond)
         q, indices, commit = self.quantize(latent)
-        xray, features = self.forward_decoder(q, skips, mask)
+        xray, features = self.forward_decoder(q, levels, mask)
         out: dict[str, Any] = {"xray": xray}
         if labels and self.label_head is not None:
             out["labels"] = self.label_head(features)
@@ -115,10 +120,32 @@ class MaskelGenerator(nn.Module):
             out.update(latent=latent, commit=commit, indices=indices, cond=cond)
         return out
 
+    def forward_mirror_average(
+        self, mask: torch.Tensor, limbs: torch.Tensor | None = None, labels: bool = False, which: torch.Tensor | None = None
+    ) -> dict[str, Any]:
+        """The X-ray averaged over the character and its mirror image: both drawn in one batch (the
+        mirror's mask flipped, each limb map in its mirror partner's channel), the mirror's X-ray
+        flipped back. Training flips half the samples, so both are drawings of the same body and
+        their mean cancels part of each one's error (README, 'The default model', for what it
+        buys and costs). ``which`` (B,) bool picks the samples to average (default: all); the
+        others are drawn once. Bone labels come from the unmirrored pass."""
+        b = mask.shape[0]
+        pick = torch.arange(b, device=mask.device) if which is None else which.to(mask.device).nonzero()[:, 0]
+        cond_limbs = None
+        if limbs is not None:
+            cond_limbs = torch.cat([limbs, limbs[pick][:, torch.as_tensor(LIMB_MIRROR)].flip(-1)])
+        both = self(torch.cat([mask, mask[pick].flip(-1)]), cond_limbs, labels=labels)
+        xray = both["xray"][:b].clone()
+        xray[pick] = 0.5 * (xray[pick] + both["xray"][b:].flip(-1))
+        out: dict[str, Any] = {"xray": xray}
+        if "labels" in both:
+            out["labels"] = both["labels"][:b]
+        return out
+
     def init_from_stage1(self, mae: XrayMAE) -> None:
         """Start the decoder as the stage-1 decoder (the skip projections stay at zero)."""
         missing, unexpected = self.decoder.load_state_dict(mae.decoder.state_dict(), strict=False)
-        if unexpected or any(not k.startswith("skip_proj.") for k in missing):
+        if unexpected or any(not k.startswith(("skip_proj.", "bottleneck_proj.")) for k in missing):
             raise ValueError("the stage-1 decoder does not match this generator's decoder")
 
 
@@ -140,5 +167,6 @@ def build_generator(config: dict[str, Any], training: bool = False) -> MaskelGen
         res_blocks=arch["res_blocks"],
         context_blocks=int(g.get("context_blocks", 4)),
         skips=bool(g.get("skips", True)),
+        bottleneck_skip=bool(g.get("bottleneck_skip", False)),
         radiograph_from_dxa=bool(g.get("radiograph_from_dxa", False)),
     )

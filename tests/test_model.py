@@ -93,6 +93,26 @@ def test_mae_masks_patches_and_weights_them_in_the_loss():
     assert float(mae(x)["mask"].sum()) == 0.0  # full-view samples: nothing blanked
 
 
+def test_mae_loss_weights_the_air_around_the_body_by_background_weight():
+    mae = build_mae(tiny_cfg())
+    x = torch.zeros(1, 2, 32, 32)
+    x[..., 10:22, 12:20] = 0.6  # the body; more than 2 px away from it is air
+    removed = torch.zeros(1, 1, 32, 32)
+    air = torch.ones(1, 1, 32, 32)
+    air[..., 8:24, 10:22] = 0.0
+    black = torch.zeros_like(x)  # the collapsed model's picture: wrong only inside the body
+    hazy = x + 0.3 * air  # wrong only in the air
+    losses = {}
+    for bw in (1.0, 0.1):
+        mae.background_weight = bw
+        losses[bw] = (float(mae.forward_loss(x, black, removed)), float(mae.forward_loss(x, hazy, removed)))
+        w = (1 - air) + bw * air
+        err = (hazy - x).abs() + (hazy - x) ** 2
+        assert losses[bw][1] == pytest.approx(float((err * mae.visible_weight * w).sum() / (mae.visible_weight * w.sum() * 2)), rel=1e-5)
+    assert losses[0.1][0] > 2 * losses[1.0][0]  # drawing nothing costs more when the air counts less
+    assert losses[0.1][1] < 0.5 * losses[1.0][1]
+
+
 # --- stage 2 --------------------------------------------------------------------------------
 
 

@@ -5,7 +5,10 @@ MaSkel's stage 1 follows), made convolutional so the latent keeps a spatial layo
 the image (p = ``patch``), trains on crops and runs on any frame: random p x p patches of the
 X-ray are blanked (their pixels set to 0, an indicator channel marks them), the encoder maps what
 is left to the latent (B, D, H/p, W/p), and the decoder redraws the whole X-ray from the latent.
-The loss weights the blanked patches fully and the visible ones by ``visible_weight``. A fraction
+The loss weights the blanked patches fully and the visible ones by ``visible_weight``, and the
+air around the body (black in every X-ray) by ``background_weight``: at full weight the air's
+pixels, most of a frame, pull every output towards black, and a run can fall into the sigmoid's
+flat end and draw nothing from then on (a phantom-v6 stage 1 did by step 250). A fraction
 ``full_view`` of the samples is shown unmasked, because stage 2 targets ``encode`` of whole
 X-rays. The decoder learned here is where stage 2's decoder starts.
 """
@@ -34,11 +37,13 @@ class XrayMAE(nn.Module):
         mask_ratio: float = 0.75,
         full_view: float = 0.25,
         visible_weight: float = 0.25,
+        background_weight: float = 1.0,
     ):
         super().__init__()
         self.in_channels, self.latent_dim = in_channels, latent_dim
         self.patch = 2 ** (len(channels) - 1)
         self.mask_ratio, self.full_view, self.visible_weight = mask_ratio, full_view, visible_weight
+        self.background_weight = background_weight
         self.encoder = ConvEncoder(in_channels + 1, channels, latent_dim, res_blocks, context_blocks)
         self.decoder = XrayDecoder(latent_dim, channels, in_channels, res_blocks)
 
@@ -64,9 +69,11 @@ class XrayMAE(nn.Module):
         return self.decoder(latent)[0]
 
     def forward_loss(self, x: torch.Tensor, pred: torch.Tensor, removed: torch.Tensor) -> torch.Tensor:
-        """L1 + squared error per pixel, blanked patches weighted 1, visible ``visible_weight``."""
+        """L1 + squared error per pixel, blanked patches weighted 1, visible ``visible_weight``; the
+        pixels more than 2 px from any non-black pixel of the true X-ray (air) ``background_weight``."""
         err = (pred - x).abs() + (pred - x) ** 2
-        weight = removed + self.visible_weight * (1.0 - removed)
+        body = F.max_pool2d((x > 0).any(dim=1, keepdim=True).float(), 5, stride=1, padding=2)
+        weight = (removed + self.visible_weight * (1.0 - removed)) * (body + self.background_weight * (1.0 - body))
         return (err * weight).sum() / (weight.sum() * x.shape[1]).clamp_min(1.0)
 
     def forward(self, x: torch.Tensor, mask_ratio: float | None = None) -> dict[str, Any]:
@@ -108,6 +115,7 @@ def build_mae(config: dict[str, Any]) -> XrayMAE:
         mask_ratio=float(m["mask_ratio"]),
         full_view=float(m.get("full_view", 0.25)),
         visible_weight=float(m.get("visible_weight", 0.25)),
+        background_weight=float(m.get("background_weight", 1.0)),
         **kw,
     )
 

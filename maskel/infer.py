@@ -231,14 +231,14 @@ class Predictor:
             raise UnknownStyle(f"unknown style {shown!r}; this model draws: {', '.join(self.styles)}")
         return self.styles.index(style)
 
-    def _forward(self, masks: torch.Tensor, poses: torch.Tensor | None, labels: bool, mirror: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def _forward(self, masks: torch.Tensor, poses: torch.Tensor | None, labels: bool, mirror: torch.Tensor) -> dict[str, torch.Tensor]:
         """The model on (B, 1, R, R) masks; ``mirror`` (B,) bool: the samples averaged with their
-        mirror image (None: none)."""
+        mirror image."""
         masks = masks.to(self.device)
         poses = poses.to(self.device) if poses is not None else None
         with torch.inference_mode():
             with torch.autocast(device_type=self.device.type, dtype=self.autocast) if self.autocast is not None else nullcontext():
-                if mirror is not None and bool(mirror.any()):
+                if bool(mirror.any()):
                     out = self.model.forward_mirror_average(masks, poses, labels=labels, which=mirror)
                 else:
                     out = self.model(masks, poses, labels=labels)

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from maskel.models.blocks import ConvEncoder, XrayDecoder
+from maskel.models.losses import body_region
 
 
 class XrayMAE(nn.Module):
@@ -72,7 +73,7 @@ class XrayMAE(nn.Module):
         """L1 + squared error per pixel, blanked patches weighted 1, visible ``visible_weight``; the
         pixels more than 2 px from any non-black pixel of the true X-ray (air) ``background_weight``."""
         err = (pred - x).abs() + (pred - x) ** 2
-        body = F.max_pool2d((x > 0).any(dim=1, keepdim=True).float(), 5, stride=1, padding=2)
+        body = body_region((x > 0).any(dim=1, keepdim=True).float())
         weight = (removed + self.visible_weight * (1.0 - removed)) * (body + self.background_weight * (1.0 - body))
         return (err * weight).sum() / (weight.sum() * x.shape[1]).clamp_min(1.0)
 

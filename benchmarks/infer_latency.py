@@ -3,7 +3,7 @@
     python benchmarks/infer_latency.py [--checkpoint CKPT] [--sizes 256 512] [--repeats 15] [--starts 3]
 
 - latency: ``Predictor.predict`` end to end for one body mask of each size (framing, model,
-  inverse framing), with and without joints, mirror-averaged (the default) and single-pass, the
+  inverse framing), with and without joints, single-pass (the default) and mirror-averaged, the
   two interleaved call by call; median and p90 of ``--repeats`` calls after a warm-up, and the
   ratio of the medians.
 - import: seconds to ``import maskel.infer`` and build the Predictor in a fresh interpreter, and
@@ -80,7 +80,7 @@ def main() -> None:
     ap.add_argument("--starts", type=int, default=3)
     args = ap.parse_args()
     ckpt = find_checkpoint(args.checkpoint)
-    preds = {"mirror": Predictor(ckpt, device="cpu"), "single": Predictor(ckpt, device="cpu", mirror_average=False)}
+    preds = {"mirror": Predictor(ckpt, device="cpu", mirror_average=True), "single": Predictor(ckpt, device="cpu")}
     pred = preds["mirror"]
     import torch
 

@@ -131,7 +131,7 @@ def tick() -> float | None:
     from .pipeline import XrayError
 
     try:
-        job = make_job(scene, single_pass=True)  # half the server's model time: more updates a second
+        job = make_job(scene, single_pass=True)  # even from a --mirror-average server: more updates a second
         sig = signature(scene, job.character, job.cameras)
         if sig == session.last_signature:
             job.cleanup()

@@ -61,7 +61,7 @@ class XrayRequest(BaseModel):
     sr: bool = Field(False, strict=True, description="lift the X-ray with the server's diffusion super-resolution "
                      "(/v1/health 'super_resolution'; slower); error no_super_resolution on a server without it")  # fmt: skip
     mirror_average: bool | None = Field(None, strict=True, description="average the drawings of the character and of its "
-                                        "mirror image (more accurate, about twice the model time); null: the server's "
+                                        "mirror image (a little more accurate, about 2.4 times the model time); null: the server's "
                                         "setting (/v1/health 'mirror_average')")  # fmt: skip
 
 
@@ -111,7 +111,7 @@ class Health(BaseModel):
     pose_channel: bool
     labels: bool
     mirror_average: bool = Field(False, description="whether requests that do not say are averaged with the drawing "
-                                 "of the mirror image (maskel serve --single-pass: not)")  # fmt: skip
+                                 "of the mirror image (maskel serve --mirror-average)")  # fmt: skip
     super_resolution: str | None = Field(None, description="the SR checkpoint requests can ask for (sr), or null")
 
 

@@ -16,7 +16,7 @@ What is measured (per image, then averaged over the images where it is defined):
 Images are scored at the held-out set's own size, end to end through the ``Predictor`` (framing,
 model, inverse framing), so models of different resolutions are compared on the same pixels.
 
-    maskel eval --checkpoint C [--checkpoint C2 ...] --data HELDOUT --out DIR [--limit N] [--single-pass]
+    maskel eval --checkpoint C [--checkpoint C2 ...] --data HELDOUT --out DIR [--limit N] [--mirror-average]
 
 writes DIR/report.md, DIR/report.json and DIR/review-<model>.png (worst / median / best by
 ssim_body: mask | generated | truth | |difference| for both styles, cropped to the body and
@@ -245,11 +245,11 @@ def run_eval(
     limit: int | None,
     names: Sequence[str] | None = None,
     stop: StopRequest | None = None,
-    mirror_average: bool = True,
+    mirror_average: bool = False,
 ) -> list[tuple[str, dict[str, float]]]:
     """Score each checkpoint on the held-out set in ``data``; write report.md, report.json and a
     review sheet per model into ``out``. ``stop`` (a Ctrl-C request) is checked per sample;
-    ``mirror_average`` as the Predictor's (the default, what users get)."""
+    ``mirror_average`` as the Predictor's (off by default, as for users)."""
     from maskel.data.datasets import HoldOut
     from maskel.infer import Predictor
 
@@ -295,12 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True, help="held-out dataset directory (manifest.jsonl or the upstream layout)")
     ap.add_argument("--out", type=Path, default=Path("eval_out"), help="where report.md, report.json and review sheets go")
     ap.add_argument("--limit", type=int, help="score only the first N samples")
-    ap.add_argument("--single-pass", action="store_true", help="score the single drawing, not the mean with the mirror image's")
+    ap.add_argument("--mirror-average", action="store_true", help="score the mean with the mirror image's drawing, not the single drawing")
     args = ap.parse_args(argv)
     try:
         torch.set_grad_enabled(False)
         with ctrl_c_stops() as stop:
-            table = run_eval(args.checkpoint, args.data, args.out, args.limit, args.name, stop, not args.single_pass)
+            table = run_eval(args.checkpoint, args.data, args.out, args.limit, args.name, stop, args.mirror_average)
     except MaskelError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

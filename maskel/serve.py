@@ -340,7 +340,7 @@ def run(
     skeleton: SkeletonProvider | None = None,
     sr: str | None = None,
     sr_scale: int | None = None,
-    mirror_average: bool = True,
+    mirror_average: bool = False,
 ) -> int:
     """Load the model, serve until SIGINT/SIGTERM (in-flight requests finish), return 0."""
     import uvicorn

@@ -185,9 +185,9 @@ def test_label_head_runs_only_when_labels_are_asked_for(predictor: Predictor) ->
         hook.remove()
 
 
-def test_the_mirror_average_is_the_default_and_a_call_or_predictor_can_draw_once(tiny_checkpoint: Path) -> None:
-    single = Predictor(tiny_checkpoint, device="cpu", mirror_average=False)
-    averaged = Predictor(tiny_checkpoint, device="cpu")
+def test_a_single_drawing_is_the_default_and_a_call_or_predictor_can_mirror_average(tiny_checkpoint: Path) -> None:
+    single = Predictor(tiny_checkpoint, device="cpu")
+    averaged = Predictor(tiny_checkpoint, device="cpu", mirror_average=True)
     assert averaged.info()["mirror_average"] and not single.info()["mirror_average"]
     masks = [body_mask(120, 90), body_mask(90, 120, shift=(5, -3))]
     pose = array_to_joints(np.array([[40.0 + i, 20.0 + 3 * i, 2.0 + 0.01 * i, 1.0] for i in range(22)], np.float32), 90, 120)

@@ -44,7 +44,7 @@ def captured_bodies() -> dict[str, dict[str, Any]]:
         client = MaskelClient(f"http://127.0.0.1:{server.server_address[1]}", timeout=10)
         points = {name: (10.0 + i, 20.0 + i, 2.5, i % 2 == 0) for i, name in enumerate(CANONICAL_JOINTS)}
         client.xray(mask_png, joints=pose_json(points, 48, 64), style="dxa", seed=3, labels=True, bits=8, sr=True,
-                    mirror_average=False)  # fmt: skip
+                    mirror_average=True)  # fmt: skip
         client.skeleton({name: (0.0, 0.1 * i, 1.0) for i, name in enumerate(CANONICAL_JOINTS)})
     finally:
         server.shutdown()
@@ -72,7 +72,7 @@ def test_the_addon_sends_only_keys_the_served_schema_documents(maskel_server: st
     assert r.status_code == 422 and r.json()["error"] == "no_super_resolution", r.text  # started without --sr
     r = httpx.post(maskel_server + "/v1/xray", json={**xray, "style": styles[-1], "sr": False}, timeout=60)
     assert r.status_code == 200, r.text
-    assert r.json()["mirror_average"] is False  # the live mode's single pass, as the add-on asked
+    assert r.json()["mirror_average"] is True  # as the client asked, not the server's default (a single pass)
 
 
 def test_the_addon_error_base_and_the_server_codes() -> None:

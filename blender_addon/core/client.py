@@ -185,8 +185,8 @@ class MaskelClient:
              labels: bool = False, bits: int = 16, sr: bool = False, mirror_average: bool | None = None) -> XrayResult:  # fmt: skip
         """POST /v1/xray: silhouette PNG (+ optional pose JSON) -> X-ray PNG of the same size;
         ``sr``: lifted by the server's diffusion super-resolution (a server started with --sr);
-        ``mirror_average``: False draws once (about half the server's model time), None leaves it
-        to the server."""
+        ``mirror_average``: True averages with the mirror image's drawing (about 2.4 times the
+        server's model time), False draws once, None leaves it to the server."""
         body = {"mask": base64.b64encode(mask_png).decode("ascii"), "style": style, "seed": int(seed),
                 "labels": bool(labels), "bits": int(bits)}  # fmt: skip
         if joints is not None:

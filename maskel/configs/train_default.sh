@@ -20,9 +20,8 @@ export ANNY_CACHE_DIR=${ANNY_CACHE_DIR:-$HOME/.cache/maskel/anny}
 # at 256², 92 % of the framed targets would be upsampled, i.e. blurred by interpolation, and the
 # model would learn to draw that blur. The held-out set is rendered at 256², as users' frames are,
 # with a seed never used for training. The phantom is render.dataset's current version (6, fat layer
-# on); the shipped weights were trained on version 4 (the same but for the rib cage's and the foot's
-# width and the foot's height); this recipe re-run on version 5 scored 0.005 lower held-out SSIM, so
-# they stay (README, 'The default model'). Not yet re-run on version 6.
+# on), the one the shipped weights were trained on. The eval draws each X-ray once, as the product
+# does; add --mirror-average to score the mirror-averaged drawing.
 FAT=${FAT:-on}
 TRAIN_SIZE=${TRAIN_SIZE:-384}
 data() { python -m render.dataset --fat "$FAT" "$@"; }

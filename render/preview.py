@@ -76,9 +76,12 @@ def rows_from_dataset(root: Path, n: int) -> list[tuple[np.ndarray, ...]]:
 
     out = []
     for rec in read_manifest(root, verify_files=False)[:n]:  # the loaders check what is shown
-        f = {k: root / v for k, v in rec["files"].items()}
-        out.append((load_mask(f["mask"]).mask, load_gray(f["radiograph"]), load_gray(f["dxa"]),
-                    load_labels(f["labels"]), load_gray(f["pose_map"])))  # fmt: skip
+        f = {k: root / v for k, v in rec["files"].items() if v}
+        mask = load_mask(f["mask"]).mask
+        blank = np.zeros(mask.shape, np.float32)  # `maskel augment` samples have no labels nor pose map
+        out.append((mask, load_gray(f["radiograph"]), load_gray(f["dxa"]),
+                    load_labels(f["labels"]) if "labels" in f else blank.astype(np.uint8),
+                    load_gray(f["pose_map"]) if "pose_map" in f else blank))  # fmt: skip
     return out
 
 

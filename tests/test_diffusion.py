@@ -120,6 +120,24 @@ def test_stage1_pretrains_on_real_plus_augmented(work: dict[str, Path]):
     assert meta["data"]["samples"] == 12 + n_aug
 
 
+def test_preview_draws_an_augment_folder(work: dict[str, Path], tmp_path: Path):
+    """`maskel augment` samples carry no labels nor pose map: the contact sheet shows them blank."""
+    from PIL import Image
+
+    from render.preview import HEADER_PX
+    from render.preview import main as preview_main
+
+    if "aug" not in work:
+        pytest.skip("needs the augment test's folder")
+    assert preview_main(["--data", str(work["aug"]), "--n", "3", "--out", str(tmp_path / "sheet.png")]) == 0
+    rec = json.loads((work["aug"] / "manifest.jsonl").read_text().splitlines()[0])
+    mask = load_mask(work["aug"] / rec["files"]["mask"]).mask
+    sheet = np.asarray(Image.open(tmp_path / "sheet.png").convert("L"))
+    r = mask.shape[0]
+    np.testing.assert_array_equal(sheet[HEADER_PX : HEADER_PX + r, :r] > 127, mask)  # the first row's mask tile
+    assert (sheet[HEADER_PX : HEADER_PX + r, 3 * (r + 2) : 4 * (r + 2) - 2] == 0).all()  # its labels tile: blank
+
+
 def test_sr_in_the_predictor_is_deterministic_and_follows_the_silhouette(work: dict[str, Path]):
     from maskel.infer import Predictor
 

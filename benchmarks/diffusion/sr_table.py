@@ -1,14 +1,14 @@
 """Issue 12's super-resolution table (prints markdown; writes a JSON and a comparison sheet).
 
-    python benchmarks/diffusion/sr_table.py --heldout DIR --sr4 SR4 [--sr2 SR2] --gen GEN
-        [--direct maskel/weights/default.safetensors] --limit 32 --out DIR
+    python benchmarks/diffusion/sr_table.py --heldout DIR --sr SR [SR ...] --gen GEN
+        [--direct maskel/weights/default.safetensors] [--limit N] --out DIR
 
 1. Oracle input: the held-out X-ray framed at the SR model's output resolution, area-downsampled
    by its scale, brought back up by bicubic interpolation or by the SR model; scored against the
    framed truth inside the body.
-2. End to end (at the held-out images' own 256²): a low-resolution generator's X-ray brought to the
-   frame by the Predictor's own bilinear resize, or lifted ×4 by the SR model first (--sr4 must
-   fit the generator), against a generator drawing 256² directly.
+2. End to end (at the held-out images' own size): a low-resolution generator's X-ray brought to the
+   frame by the Predictor's own bilinear resize, or lifted by each SR model whose input resolution
+   is the generator's, against a generator drawing 256² directly.
 SSIM and sharpness on the radiograph, bone Dice on the DXA image (> 0.10), as ``maskel eval``.
 Latency: wall time per image on this CPU, one image at a time.
 """
@@ -84,11 +84,10 @@ def sheet(rows: list[tuple[str, list[dict]]], out: Path, k: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--heldout", required=True)
-    ap.add_argument("--sr4", required=True)
-    ap.add_argument("--sr2")
-    ap.add_argument("--gen", required=True, help="a stage-2 checkpoint at the --sr4 model's input resolution")
+    ap.add_argument("--sr", nargs="+", required=True, help="SR checkpoints (oracle rows for each)")
+    ap.add_argument("--gen", required=True, help="a low-resolution stage-2 checkpoint (end-to-end rows)")
     ap.add_argument("--direct", default="maskel/weights/default.safetensors")
-    ap.add_argument("--limit", type=int, default=32)
+    ap.add_argument("--limit", type=int, help="score only the first N held-out samples")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     torch.set_grad_enabled(False)
@@ -97,17 +96,17 @@ def main() -> None:
     lut = region_lut(names) if names else None
     args.out.mkdir(parents=True, exist_ok=True)
     table: dict[str, dict[str, float]] = {}
-    for name, path in (("×4", args.sr4), ("×2", args.sr2)):
-        if path:
-            sr = SuperResolver(path)
-            truth, masks = framed(samples, styles, sr.resolution)
-            for method, r in oracle(sr, truth, masks, styles).items():
-                label = f"oracle {name} ({sr.low_resolution}² truth -> {sr.resolution}²): {method}"
-                table[label + (f", {sr.steps} steps" if method == "SR" else "")] = r
-    low = SuperResolver(args.sr4).low_resolution
-    e2e = [(f"{low}² generator, bilinear (Predictor)", end_to_end(args.gen, samples, styles, lut)),
-           (f"{low}² generator + SR ×4", end_to_end(args.gen, samples, styles, lut, sr=args.sr4)),
-           ("direct 256² generator (shipped default)", end_to_end(args.direct, samples, styles, lut))]  # fmt: skip
+    low = Predictor(args.gen, device="cpu").resolution
+    e2e = [(f"{low}² generator, bilinear (Predictor)", end_to_end(args.gen, samples, styles, lut))]
+    for path in args.sr:
+        sr = SuperResolver(path)
+        truth, masks = framed(samples, styles, sr.resolution)
+        for method, r in oracle(sr, truth, masks, styles).items():
+            label = f"oracle ×{sr.scale} ({sr.low_resolution}² truth -> {sr.resolution}²): {method}"
+            table[label + (f", {sr.steps} steps" if method == "SR" else "")] = r
+        if sr.low_resolution == low:
+            e2e.append((f"{low}² generator + SR ×{sr.scale}, {sr.steps} steps", end_to_end(args.gen, samples, styles, lut, sr=path)))
+    e2e.append(("direct 256² generator (shipped default)", end_to_end(args.direct, samples, styles, lut)))
     for name, r in e2e:
         table[f"end to end: {name}"] = {k: v for k, v in r.items() if k != "shown"}
     sheet([(n, r["shown"]) for n, r in e2e], args.out / "sr-sheet.png", k=0)

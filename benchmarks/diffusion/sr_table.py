@@ -111,7 +111,8 @@ def main() -> None:
         table[f"end to end: {name}"] = {k: v for k, v in r.items() if k != "shown"}
     sheet([(n, r["shown"]) for n, r in e2e], args.out / "sr-sheet.png", k=0)
     (args.out / "sr_table.json").write_text(json.dumps(table, indent=2) + "\n")
-    print(f"{len(samples)} held-out samples of {args.heldout}, scored inside the body at 256²")
+    print(f"{len(samples)} held-out samples of {args.heldout}, scored inside the body (oracle rows at the SR "
+          "model's output size, end-to-end rows at the held-out images' own size)")
     print("| method | SSIM body | bone Dice | sharpness | ms / image (CPU) |\n|---|---:|---:|---:|---:|")
     for name, r in table.items():
         ms = f"{r['ms']:.0f}" if "ms" in r else "-"

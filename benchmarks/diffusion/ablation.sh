@@ -52,5 +52,5 @@ step eval python -m maskel eval --data "$HELD" --out "$W/eval" "${limit[@]}" \
   --checkpoint "$W/A/s2/best.safetensors" --name "A: N real" \
   --checkpoint "$W/B/s2/best.safetensors" --name "B: N real + DDPM-augmented X-rays (stage 1)" \
   --checkpoint "$W/C/s2/best.safetensors" --name "C: 10 N real"
-step recon env PYTHONPATH="$HERE/../..${PYTHONPATH:+:$PYTHONPATH}" python "$HERE/stage1_recon.py" --heldout "$HELD" --limit "${LIMIT/#0/100000}" \
+step recon env PYTHONPATH="$HERE/../..${PYTHONPATH:+:$PYTHONPATH}" python "$HERE/stage1_recon.py" --heldout "$HELD" "${limit[@]}" \
   "A=$W/A/s1/last.safetensors" "B=$W/B/s1/last.safetensors" "C=$W/C/s1/last.safetensors"

@@ -1,6 +1,6 @@
 """Stage-1 reconstruction of held-out X-rays, per checkpoint (issue 12's ablation).
 
-    python benchmarks/diffusion/stage1_recon.py --heldout DIR --limit 32 NAME=S1.safetensors ...
+    python benchmarks/diffusion/stage1_recon.py --heldout DIR [--limit N] NAME=S1.safetensors ...
 
 The held-out X-rays framed at the checkpoint's resolution go through the MAE twice: with its
 training masking (75 % of patches blanked, the same seeded masks for every checkpoint) and with
@@ -22,7 +22,7 @@ from maskel.models import load_mae
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--heldout", required=True)
-    ap.add_argument("--limit", type=int, default=32)
+    ap.add_argument("--limit", type=int, help="score only the first N held-out samples (default: all)")
     ap.add_argument("checkpoints", nargs="+", help="NAME=path")
     args = ap.parse_args()
     torch.set_grad_enabled(False)

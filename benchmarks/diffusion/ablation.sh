@@ -7,7 +7,9 @@
 # Then `maskel eval` of the three stage-2 models and stage1_recon.py of the three stage-1 models on
 # the held-out set. Results and the commands that made them: RESULTS.md.
 # Usage: bash benchmarks/diffusion/ablation.sh WORK HELDOUT N_DIR -- N10_DIR...
-# Knobs (env): CFG (the MaSkel preset, default abl-128.toml beside this script), DDPM_CFG, DDPM_RES,
+# Knobs (env): CFG (the MaSkel preset, default cpu-256) and SETS (its --set overrides, default
+# "abl-128": the cpu-256 recipe at half its pixels, 128² frames and 64² crops, the same share of the
+# body per crop, with 1,500 stage-2 steps, EMA and adversarial term from step 750), DDPM_CFG, DDPM_RES,
 # DDPM_STEPS, N_AUG (samples drawn), AUG_STEPS (DDIM steps), EVAL_LIMIT (0: the whole held-out set),
 # STEPS (run only these steps, e.g. two lanes side by side on one thread each:
 # STEPS="s1A s2A s1C s2C" and STEPS="ddpm augment s1B s2B", then all again for eval and recon).
@@ -16,7 +18,9 @@ W=$1 HELD=$2 N=$3
 shift 3; [ "${1:-}" = "--" ] && shift
 N10=("$@")
 HERE=$(cd "$(dirname "$0")" && pwd)
-CFG=${CFG:-$HERE/abl-128.toml}
+CFG=${CFG:-cpu-256}
+read -ra SETS <<< "${SETS:-name=abl-128 resolution=128 stage1.crop=64 stage2.crop=64 stage2.steps=1500 stage2.ema_start=750 stage2.loss.adv_warmup=750}"
+MODEL=(--config "$CFG"); for s in "${SETS[@]}"; do MODEL+=(--set "$s"); done
 DDPM_CFG=${DDPM_CFG:-$HERE/ddpm-abl-64.toml}
 NAUG=${N_AUG:-1000} LIMIT=${EVAL_LIMIT:-0}
 mkdir -p "$W"
@@ -39,8 +43,8 @@ arm() {  # arm NAME DATA... [--augmented DIR]
   local data=() extra=()
   while [ $# -gt 0 ] && [ "$1" != "--augmented" ]; do data+=("$1"); shift; done
   extra=("$@")
-  step "s1$name" train stage1 "$W/$name/s1" --config "$CFG" --data "${data[@]}" "${extra[@]}"
-  step "s2$name" train stage2 "$W/$name/s2" --config "$CFG" --data "${data[@]}" --stage1 "$W/$name/s1/last.safetensors"
+  step "s1$name" train stage1 "$W/$name/s1" "${MODEL[@]}" --data "${data[@]}" "${extra[@]}"
+  step "s2$name" train stage2 "$W/$name/s2" "${MODEL[@]}" --data "${data[@]}" --stage1 "$W/$name/s1/last.safetensors"
 }
 arm A "$N"
 step ddpm train ddpm "$W/ddpm" --config "$DDPM_CFG" --data "$N" ${DDPM_STEPS:+--steps "$DDPM_STEPS"} ${DDPM_RES:+--resolution "$DDPM_RES"}

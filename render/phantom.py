@@ -1,7 +1,8 @@
 """The anatomical phantom: a posed body's skin plus its skeleton (and lungs) as labelled meshes.
 
 Bones are built once per body shape in the rest pose (render/bones), cached, and moved rigidly
-with their rig bone: ``posed_matrix @ inv(rest_matrix)``. Each ``Part`` is a closed,
+with their rig bone: ``posed_matrix @ inv(rest_matrix)``; where the blend-skinned skin collapsed
+through a bone, the skin is pushed back out over it (render/cover.py). Each ``Part`` is a closed,
 outward-oriented mesh of one material sitting inside another (``displaces``), so a ray caster
 computes ``mu = skin_chord * mu_soft + sum_parts chord * (mu[material] - mu[displaces])``.
 Materials: cortical, spongy, marrow, cartilage, lung, and soft_tissue (the cranial cavity,
@@ -25,6 +26,8 @@ import trimesh
 
 from maskel import MaskelError
 from render.bones import RestBody, build_rest_parts
+from render.bones.base import ADULT_HEIGHT
+from render.cover import cover_bones
 from render.drr import DrrScene
 from render.fat import fat_thickness, muscle_surface
 from render.labels import LABEL_IDS
@@ -134,7 +137,9 @@ def build_phantom(body, fat: bool = False) -> Phantom:
              rs.shells[i], rs.cores[i])
         for i in range(len(rs.names))
     ]
-    skin = trimesh.Trimesh(np.asarray(body.vertices, dtype=np.float64), body.faces, process=False)
+    bone = np.array([d == "soft_tissue" and m != "lung" for d, m in zip(rs.displaces, rs.materials, strict=True)])
+    scale = float(np.ptp(np.asarray(body.rest_vertices)[:, 2])) / ADULT_HEIGHT
+    skin = trimesh.Trimesh(cover_bones(body.vertices, body.faces, v[bone[rs.vert_part]], scale), body.faces, process=False)
     muscle = None
     if fat:
         if rs.fat_m is None:

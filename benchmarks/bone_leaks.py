@@ -3,7 +3,7 @@ at rest and posed, over the bodies and poses a dataset would draw.
 
     python -m benchmarks.bone_leaks [--bodies 60] [--seed 4242] [--fat off]
 
-Body i has render.dataset's phenotype and pose for sample 4 i of `--seed` (a new body and pose
+Body i has render.dataset's phenotype and pose for sample BODY_GROUP i of `--seed` (a new body and pose
 each), and is built twice: in the rest pose (leaks there are the fitting's) and posed (the extra
 ones come from moving rigid bones inside a linearly blend-skinned skin). Each is tested against
 two skins: the body's own ("blend") and the phantom's, which render/cover.py pushed out over the
@@ -26,7 +26,7 @@ from scipy.spatial import cKDTree
 from tqdm import tqdm
 
 from render.body import get_body_model, sample_phenotype
-from render.dataset import body_rng, pose_rng
+from render.dataset import BODY_GROUP, body_rng, pose_rng
 from render.drr import DrrScene
 from render.phantom import build_phantom
 from render.pose import sample_pose
@@ -66,8 +66,8 @@ def main() -> None:
     pushed: dict[str, list[float]] = {}  # posed: how far the phantom skin was pushed out, per kind
     vertices = 0
     for i in tqdm(range(a.bodies), unit="body"):
-        phenotype = sample_phenotype(body_rng(a.seed, 4 * i))
-        pose = sample_pose(pose_rng(a.seed, 4 * i))
+        phenotype = sample_phenotype(body_rng(a.seed, BODY_GROUP * i))
+        pose = sample_pose(pose_rng(a.seed, BODY_GROUP * i))
         for state, p in (("rest", None), ("posed", pose)):
             body = model.pose(phenotype, p)
             phantom = build_phantom(body, fat=a.fat == "on")

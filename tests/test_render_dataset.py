@@ -20,9 +20,10 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 from maskel import MaskelError  # noqa: E402
 from maskel.data.manifest import FILE_KEYS, read_manifest  # noqa: E402
 from maskel.imageio import load_gray, load_labels, load_mask  # noqa: E402
+from render.dataset import BODY_GROUP  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-N, SIZE, SEED = 8, 48, 5
+N, SIZE, SEED = 2 * BODY_GROUP, 48, 5  # two body groups: one per shard of two
 ARGS = ["--n", str(N), "--size", str(SIZE), "--seed", str(SEED)]
 
 
@@ -165,7 +166,7 @@ def test_read_manifest_reports_broken_samples(dataset: Path, tmp_path: Path):
     assert [r["id"] for r in recs] == [f"{i:06d}" for i in range(N) if i not in (2, 5)]
     with open(root / "manifest.jsonl", "a") as f:
         f.write("{not json\n")
-    with pytest.raises(MaskelError, match="line 9: malformed"):
+    with pytest.raises(MaskelError, match=f"line {N + 1}: malformed"):
         read_manifest(root, verify_files=False)
 
 

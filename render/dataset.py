@@ -63,7 +63,7 @@ VIEWS_PER_POSE = 2  # divides BODY_GROUP
 PHANTOM_VERSION = 7  # 2: myo-sim skeleton; 3: + optional subcutaneous fat layer; 4: the skull fitted to the head per level;
 # 5: the rib cage narrowed level by level to the flank skin, the foot block side to side to the foot skin;
 # 6: the mid- and forefoot and the toes flattened towards the sole, under the back of the foot's skin;
-# 7: the posed skin pushed out over bones its blend skinning let through (render/cover.py)
+# 7: the posed skin pushed out over bones its blend skinning let through (render/cover.py); the trachea
 DEFAULT_FAT = True  # a modest change (about 1 % of the radiograph's grey level on average)
 PHYSICS_FLAGS = (("--kvp", "kvp"), ("--filtration-mm-al", "filtration_mm_al"), ("--spr", "spr_water_20cm"),
                  ("--scatter-sigma-cm", "scatter_sigma_cm"), ("--dose-ugy", "dose_ugy"), ("--blur-mm", "blur_mm"),

@@ -4,7 +4,7 @@ The ids are part of the dataset format (labels.png + labels.json): append new na
 never reorder. "left"/"right" are the character's own sides. Hand digits are numbered 1 (thumb)
 to 5 (little finger), foot digits 1 (big toe) to 5. Soft tissue (the subcutaneous fat layer and
 the muscle surface under it, render/fat.py) has no label id: labels.png marks bones, cartilage
-and lungs only.
+and the air-filled organs (ORGANS) only.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ VERTEBRAE = (
     tuple(f"C{i}" for i in range(1, 8)) + tuple(f"T{i}" for i in range(1, 13)) + tuple(f"L{i}" for i in range(1, 6))
 )
 CARTILAGE_RIBS = tuple(range(1, 11))  # ribs whose costal cartilage is modelled
+ORGANS = ("lung_left", "lung_right", "trachea")  # labelled, but not bones
 
 
 def digit_phalanges(digit: int, thumb_like: bool) -> tuple[str, ...]:
@@ -48,6 +49,7 @@ def _names() -> list[str]:
             names += [f"phalanx_{k}_{side}_foot_{d}" for k in digit_phalanges(d, True)]
     names += ["lung_left", "lung_right"]
     names += ["costal_cartilage"]  # myo-sim's costal cartilage is one piece across both sides
+    names += ["trachea"]
     return names
 
 
@@ -63,7 +65,7 @@ def _group(name: str) -> str:
         return "spine"
     if name.startswith(("rib_", "costal_cartilage", "manubrium", "sternum")):
         return "thorax"
-    if name.startswith("lung_"):
+    if name in ORGANS:
         return "organs"
     side = "left" if "_left" in name else "right"
     if name.startswith(("clavicle", "scapula")):
@@ -86,5 +88,5 @@ def label_groups() -> dict[int, str]:
 
 
 def is_bone(label: int) -> bool:
-    """False for soft organs (the lungs) that carry a label but are not bones."""
-    return not BONE_LABELS[label].startswith("lung_")
+    """False for the organs (lungs, trachea) that carry a label but are not bones."""
+    return BONE_LABELS[label] not in ORGANS

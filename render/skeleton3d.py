@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from maskel import MaskelError
+from render.labels import is_bone
 
 SIDES = ("left", "right")
 
@@ -144,7 +145,7 @@ class PhantomSkeleton:
         self.joints = {k: np.asarray(v, dtype=np.float64) for k, v in phantom.joints3d.items()}
         by_name: dict[str, list] = {}
         for part in phantom.parts:
-            if part.displaces == "soft_tissue" and not part.name.startswith("lung_"):
+            if part.displaces == "soft_tissue" and is_bone(part.label):
                 by_name.setdefault(part.name, []).append(part)  # the outer surfaces of a bone
         thoracic = {int(n[len("vertebra_T"):]): np.concatenate([p.mesh.vertices for p in parts]).mean(axis=0)
                     for n, parts in by_name.items() if re.fullmatch(r"vertebra_T\d+", n)}  # fmt: skip

@@ -43,6 +43,7 @@ def test_labels_are_stable_and_grouped():
     assert groups[LABEL_IDS["phalanx_proximal_right_hand_2"]] == "hand_right"
     assert groups[LABEL_IDS["cuboid_left"]] == "foot_left"
     assert not is_bone(LABEL_IDS["lung_left"]) and is_bone(LABEL_IDS["femur_right"])
+    assert not is_bone(LABEL_IDS["trachea"]) and groups[LABEL_IDS["trachea"]] == "organs"
 
 
 def test_standing_sample_has_many_labelled_bones(rest_phantom):
@@ -51,8 +52,30 @@ def test_standing_sample_has_many_labelled_bones(rest_phantom):
     procedural = {p.name for p in rest_phantom.parts} - set(myosim.reference().pieces) - {
         n.replace("_right", "_left").replace("right_", "left_") for n in myosim.reference().pieces}
     assert procedural == set(PROCEDURAL)  # everything else comes from myo-sim
-    assert {p.material for p in rest_phantom.parts} <= {"cortical", "spongy", "marrow", "cartilage", "lung", "soft_tissue"}
+    assert {p.material for p in rest_phantom.parts} <= {"cortical", "spongy", "marrow", "cartilage", "lung", "air", "soft_tissue"}
     assert sum(len(p.mesh.faces) for p in rest_phantom.parts) <= 60_000
+
+
+def test_the_trachea_is_an_air_column_in_front_of_the_spine_that_bends_with_the_neck(model, rest_phantom):
+    """From the middle of C6 to the T4/T5 disc, in front of the vertebral bodies, inside the skin;
+    each level's segment keeps its place on its vertebra when the neck bends."""
+    def named(ph, name):
+        return [p for p in ph.parts if p.name == name]
+
+    segments = named(rest_phantom, "trachea")
+    assert len(segments) == 6 and all(p.material == "air" and p.mesh.is_watertight for p in segments)
+    v = np.concatenate([p.mesh.vertices for p in segments])
+    c6, t4 = (named(rest_phantom, f"vertebra_{n}")[0].mesh.vertices for n in ("C6", "T4"))
+    assert v[:, 2].max() <= c6[:, 2].max() and v[:, 2].min() < t4[:, 2].mean()
+    for level, seg in zip(("C6", "C7", "T1", "T2", "T3", "T4"), segments, strict=True):
+        front = named(rest_phantom, f"vertebra_{level}")[0].mesh.vertices[:, 1].min()
+        assert seg.mesh.vertices[:, 1].max() < front + 0.005  # in front of its vertebral body (the body faces -Y)
+    assert not DrrScene(rest_phantom.skin, []).outside_skin(v).any()
+    bent = build_phantom(model.pose(None, sample_pose(np.random.default_rng(6), "bending")))
+    for level, rest_seg, bent_seg in zip(("C6", "T3"), segments[::3], named(bent, "trachea")[::3], strict=True):
+        offset_rest = rest_seg.mesh.vertices - named(rest_phantom, f"vertebra_{level}")[0].mesh.vertices.mean(axis=0)
+        offset_bent = bent_seg.mesh.vertices - named(bent, f"vertebra_{level}")[0].mesh.vertices.mean(axis=0)
+        np.testing.assert_allclose(np.linalg.norm(offset_rest, axis=1), np.linalg.norm(offset_bent, axis=1), atol=1e-6)
 
 
 def test_every_part_is_closed_with_positive_volume(rest_phantom):
@@ -240,3 +263,15 @@ def _front_camera(body, size: int):
     rot = look_rotation(0.0, 0.0)
     return Camera(size, "orthographic", rot, 0.5 * (lo + hi) + rot[2] * 2.0, scale=float(np.max(hi - lo)) * 1.05 / size,
                   cx=size / 2, cy=size / 2)  # fmt: skip
+
+
+def test_the_trachea_darkens_the_neck_in_a_front_view(rest_phantom):
+    """An air column displacing soft tissue: where it lies in the ray's path the line integral
+    drops, and nowhere does it rise."""
+    cam = _front_camera(rest_phantom.body, 128)
+    without = [p for p in rest_phantom.parts if p.name != "trachea"]
+    darker = DrrScene(rest_phantom.skin, rest_phantom.parts).render(cam).line_integral
+    plain = DrrScene(rest_phantom.skin, without).render(cam).line_integral
+    assert (darker <= plain + 1e-6).all()
+    rows = np.flatnonzero((darker < plain - 0.01).any(axis=1))
+    assert len(rows) >= 6  # the column runs down the neck into the chest (~12 cm at ~1.4 cm a pixel)

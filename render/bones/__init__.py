@@ -1,9 +1,10 @@
 """The skeleton of one body in its rest pose: myo-sim's bone meshes registered to the rig.
 
-``build_rest_parts(rest)`` returns every bone (and the lungs) as closed rest-pose meshes, each
-attached to one rig bone; render/phantom.py poses them rigidly with the rig. Bones come from
-myo-sim (render/bones/myosim.py, registered by render/bones/register.py); the lungs and the
-hyoid, which myo-sim does not have, are built here from the registered rib cage and neck.
+``build_rest_parts(rest)`` returns every bone (and the lungs and trachea) as closed rest-pose
+meshes, each attached to one rig bone; render/phantom.py poses them rigidly with the rig. Bones
+come from myo-sim (render/bones/myosim.py, registered by render/bones/register.py); the lungs,
+the trachea and the hyoid, which myo-sim does not have, are built here from the registered rib
+cage and spine.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from render.bones.register import register
 
 __all__ = ["PROCEDURAL", "PartGeom", "RestBody", "build_rest_parts"]
 
-PROCEDURAL = ("hyoid", "lung_left", "lung_right")
+PROCEDURAL = ("hyoid", "lung_left", "lung_right", "trachea")
 """Label names built here rather than taken from myo-sim, which has no meshes for them."""
 FIT_BINS = 12  # a long bone's cross-section shrinks piecewise-linearly along its axis
 MIN_FIT = 0.4  # a fitting round never shrinks a bone below this fraction of its size
@@ -34,12 +35,15 @@ CANAL_SPAN = 0.6  # share of a long bone's length with a marrow canal (the shaft
 CANAL_FRACTION = 0.8  # canal radius / the shaft's inner radius (10th percentile of its section)
 LUNG_INSET = 0.82  # a lung is its half of the rib cage's hull, shrunk about its centre
 MEDIASTINUM = 0.035  # m at the myo stature: half-width of the heart and great vessels
+TRACHEA_LEVELS = ("C6", "C7", "T1", "T2", "T3", "T4", "T5")  # from the cricoid (C6) to the carina (T4/T5 disc)
+TRACHEA_RADIUS = 0.0085  # m at 1.75 m: an adult's lumen is 15-20 mm across
+TRACHEA_BEHIND = 0.008  # m at 1.75 m: the oesophagus, between the trachea and the vertebral bodies
 
 
 def build_rest_parts(rest: RestBody) -> list[PartGeom]:
     """All skeleton parts in the rest pose, in a fixed order (deterministic for a given body)."""
     parts = register(rest, reference())
-    parts = fit_inside(rest, parts + lungs(parts, rest.scale) + [hyoid(rest, parts)])
+    parts = fit_inside(rest, parts + lungs(parts, rest.scale) + [hyoid(rest, parts)] + trachea(rest, parts))
     return parts + [medullary_canal(p) for p in parts if p.bone.split("_")[0] in LONG_BONES]
 
 
@@ -97,6 +101,24 @@ def hyoid(rest: RestBody, parts: list[PartGeom]) -> PartGeom:
     th = np.linspace(-0.42 * np.pi, 0.42 * np.pi, 9)
     path = np.stack([np.sin(th) * 0.02 * s, front + (1.0 - np.cos(th)) * 0.028 * s, np.full(9, centre[2])], axis=1)
     return part("hyoid", c3.rig, "cortical", "soft_tissue", sweep(path, 0.0035 * s, 0.005 * s, n_around=8))
+
+
+def trachea(rest: RestBody, parts: list[PartGeom]) -> list[PartGeom]:
+    """The trachea's air column, from the cricoid (the middle of C6) to the carina (the T4/T5
+    disc), in the midline in front of the vertebral bodies with the oesophagus between: one
+    straight tube per vertebral level, moving with that level's vertebra, so that it bends with
+    the neck. The main bronchi, which run into the lungs' hulls, are left out."""
+    by_name = {p.bone: p for p in parts}
+    levels = [by_name[f"vertebra_{v}"] for v in TRACHEA_LEVELS]
+    r = TRACHEA_RADIUS * rest.scale
+    centres = []
+    for p in levels:  # at the height of each vertebra's centre, in front of its body
+        c = p.vertices.mean(axis=0)
+        centres.append([c[0], p.vertices[:, 1].min() - TRACHEA_BEHIND * rest.scale - r, c[2]])
+    centres = np.array(centres)
+    ends = np.concatenate([centres[:1], 0.5 * (centres[1:] + centres[:-1])])  # level boundaries
+    return [part("trachea", p.rig, "air", "soft_tissue", sweep(ends[i:i + 2], r, n_around=12, up=(1.0, 0.0, 0.0)))
+            for i, p in enumerate(levels[:-1])]
 
 
 def fit_inside(rest: RestBody, parts: list[PartGeom], margin: float = 0.003) -> list[PartGeom]:

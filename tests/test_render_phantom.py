@@ -267,11 +267,11 @@ def _front_camera(body, size: int):
 
 def test_the_trachea_darkens_the_neck_in_a_front_view(rest_phantom):
     """An air column displacing soft tissue: where it lies in the ray's path the line integral
-    drops, and nowhere does it rise."""
-    cam = _front_camera(rest_phantom.body, 128)
+    drops, and nowhere does it rise (beyond the DRR's repair of a few grazing chords)."""
+    cam = _front_camera(rest_phantom.body, 256)  # ~7 mm a pixel: the tube is 1-3 pixels wide
     without = [p for p in rest_phantom.parts if p.name != "trachea"]
     darker = DrrScene(rest_phantom.skin, rest_phantom.parts).render(cam).line_integral
     plain = DrrScene(rest_phantom.skin, without).render(cam).line_integral
-    assert (darker <= plain + 1e-6).all()
+    assert (darker <= plain + 0.01).all()
     rows = np.flatnonzero((darker < plain - 0.01).any(axis=1))
-    assert len(rows) >= 6  # the column runs down the neck into the chest (~12 cm at ~1.4 cm a pixel)
+    assert len(rows) >= 12  # the column runs down the neck into the chest (~11 cm)

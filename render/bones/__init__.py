@@ -38,6 +38,7 @@ MEDIASTINUM = 0.035  # m at the myo stature: half-width of the heart and great v
 TRACHEA_LEVELS = ("C6", "C7", "T1", "T2", "T3", "T4", "T5")  # from the cricoid (C6) to the carina (T4/T5 disc)
 TRACHEA_RADIUS = 0.0085  # m at 1.75 m: an adult's lumen is 15-20 mm across
 TRACHEA_BEHIND = 0.008  # m at 1.75 m: the oesophagus, between the trachea and the vertebral bodies
+TRACHEA_UNDER_SKIN = 0.008  # m at 1.75 m: at least this much tissue in front of it
 
 
 def build_rest_parts(rest: RestBody) -> list[PartGeom]:
@@ -107,17 +108,20 @@ def trachea(rest: RestBody, parts: list[PartGeom]) -> list[PartGeom]:
     """The trachea's air column, from the cricoid (the middle of C6) to the carina (the T4/T5
     disc), in the midline in front of the vertebral bodies with the oesophagus between: one
     straight tube per vertebral level, moving with that level's vertebra, so that it bends with
-    the neck. The main bronchi, which run into the lungs' hulls, are left out."""
+    the neck. Where the skin in front is near (a thin neck, a deep jugular notch) the tube and the
+    gap behind it shrink until its front keeps TRACHEA_UNDER_SKIN under the skin. The main
+    bronchi, which run into the lungs' hulls, are left out."""
     by_name = {p.bone: p for p in parts}
     levels = [by_name[f"vertebra_{v}"] for v in TRACHEA_LEVELS]
-    r = TRACHEA_RADIUS * rest.scale
-    centres = []
-    for p in levels:  # at the height of each vertebra's centre, in front of its body
-        c = p.vertices.mean(axis=0)
-        centres.append([c[0], p.vertices[:, 1].min() - TRACHEA_BEHIND * rest.scale - r, c[2]])
-    centres = np.array(centres)
+    r, behind, under = (x * rest.scale for x in (TRACHEA_RADIUS, TRACHEA_BEHIND, TRACHEA_UNDER_SKIN))
+    fronts = np.array([[p.vertices[:, 0].mean(), p.vertices[:, 1].min(), p.vertices[:, 2].mean()] for p in levels])
+    room = rest.depth(fronts + [0.0, 0.001, 0.0], np.tile([0.0, -1.0, 0.0], (len(levels), 1)))  # forward to the skin
+    fit = np.clip((room - under) / (behind + 2 * r), 0.5, 1.0)
+    centres = fronts - np.outer(fit * (behind + r), [0.0, 1.0, 0.0])
     ends = np.concatenate([centres[:1], 0.5 * (centres[1:] + centres[:-1])])  # level boundaries
-    return [part("trachea", p.rig, "air", "soft_tissue", sweep(ends[i:i + 2], r, n_around=12, up=(1.0, 0.0, 0.0)))
+    radii = r * np.minimum(fit[:-1], fit[1:])
+    return [part("trachea", p.rig, "air", "soft_tissue",
+                 sweep(ends[i:i + 2], [radii[max(i - 1, 0)], radii[i]], n_around=12, up=(1.0, 0.0, 0.0)))
             for i, p in enumerate(levels[:-1])]
 
 

@@ -1,12 +1,12 @@
-"""The anatomical phantom: a posed body's skin plus its skeleton (and lungs) as labelled meshes.
+"""The anatomical phantom: a posed body's skin plus its skeleton (and lungs, trachea) as labelled meshes.
 
 Bones are built once per body shape in the rest pose (render/bones), cached, and moved rigidly
 with their rig bone: ``posed_matrix @ inv(rest_matrix)``; where the blend-skinned skin collapsed
 through a bone, the skin is pushed back out over it (render/cover.py). Each ``Part`` is a closed,
 outward-oriented mesh of one material sitting inside another (``displaces``), so a ray caster
 computes ``mu = skin_chord * mu_soft + sum_parts chord * (mu[material] - mu[displaces])``.
-Materials: cortical, spongy, marrow, cartilage, lung, and soft_tissue (the cranial cavity,
-which displaces the cortical vault).
+Materials: cortical, spongy, marrow, cartilage, lung, air (the trachea), and soft_tissue (the
+cranial cavity, which displaces the cortical vault).
 
 With the fat layer (``build_phantom(body, fat=True)``, render/fat.py) the skin encloses adipose
 tissue and a second surface, the skin offset inwards (``Phantom.muscle``), encloses the soft
@@ -137,9 +137,10 @@ def build_phantom(body, fat: bool = False) -> Phantom:
              rs.shells[i], rs.cores[i])
         for i in range(len(rs.names))
     ]
-    bone = np.array([d == "soft_tissue" and m != "lung" for d, m in zip(rs.displaces, rs.materials, strict=True)])
+    # what the skin must cover: the bones' outer surfaces and the trachea (the lungs lie in the rib cage)
+    covered = np.array([d == "soft_tissue" and m != "lung" for d, m in zip(rs.displaces, rs.materials, strict=True)])
     scale = float(np.ptp(np.asarray(body.rest_vertices)[:, 2])) / ADULT_HEIGHT
-    skin = trimesh.Trimesh(cover_bones(body.vertices, body.faces, v[bone[rs.vert_part]], scale), body.faces, process=False)
+    skin = trimesh.Trimesh(cover_bones(body.vertices, body.faces, v[covered[rs.vert_part]], scale), body.faces, process=False)
     muscle = None
     if fat:
         if rs.fat_m is None:

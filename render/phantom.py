@@ -26,7 +26,6 @@ import trimesh
 
 from maskel import MaskelError
 from render.bones import RestBody, build_rest_parts
-from render.bones.base import ADULT_HEIGHT
 from render.cover import cover_bones
 from render.drr import DrrScene
 from render.fat import fat_thickness, muscle_surface
@@ -77,6 +76,7 @@ class _RestSkeleton:
     splits: np.ndarray  # vertex offsets (P+1,)
     faces: list[np.ndarray]
     rest_skin: DrrScene  # the rest skin's ray-casting scene (the fat layer is measured in it too)
+    scale: float  # stature / 1.75 m (RestBody.scale)
     fat_m: np.ndarray | None = None  # (V,) fat thickness per skin vertex, made on first use
 
 
@@ -118,6 +118,7 @@ def rest_skeleton(body) -> _RestSkeleton:
         splits=np.concatenate([[0], np.cumsum(sizes)]),
         faces=[g.faces for g in geoms],
         rest_skin=rest.scene,
+        scale=rest.scale,
     )
     _CACHE[key] = rs
     while len(_CACHE) > _CACHE_SIZE:
@@ -139,8 +140,7 @@ def build_phantom(body, fat: bool = False) -> Phantom:
     ]
     # what the skin must cover: the bones' outer surfaces and the trachea (the lungs lie in the rib cage)
     covered = np.array([d == "soft_tissue" and m != "lung" for d, m in zip(rs.displaces, rs.materials, strict=True)])
-    scale = float(np.ptp(np.asarray(body.rest_vertices)[:, 2])) / ADULT_HEIGHT
-    skin = trimesh.Trimesh(cover_bones(body.vertices, body.faces, v[covered[rs.vert_part]], scale), body.faces, process=False)
+    skin = trimesh.Trimesh(cover_bones(body.vertices, body.faces, v[covered[rs.vert_part]], rs.scale), body.faces, process=False)
     muscle = None
     if fat:
         if rs.fat_m is None:

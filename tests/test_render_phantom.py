@@ -196,24 +196,17 @@ def test_long_bone_shows_its_cortical_walls(rest_phantom):
     assert walls > 1.15 * centre > 0
 
 
-def _sphere_centre(p: np.ndarray) -> np.ndarray:
-    a = np.c_[2 * p, np.ones(len(p))]
-    return np.linalg.lstsq(a, (p**2).sum(1), rcond=None)[0][:3]
-
-
 @pytest.mark.parametrize("phenotype,kind", [(CHILD, "walking"), (LARGE, "sitting")])
 def test_joint_landmarks_sit_on_the_rig_joints(model, phenotype, kind):
     """Femoral head and humeral head (sphere fits to myo-sim's own vertices there) and the femoral
     condyles lie within 10 mm of anny's hip, shoulder and knee joints, posed."""
-    ref = myosim.reference()
+    from render.landmarks import landmark_offsets
+
     body = model.pose(phenotype, sample_pose(np.random.default_rng(7), kind))
-    parts = {p.name: p.mesh.vertices for p in build_phantom(body).parts if p.material != "marrow"}
-    for piece, joint, rig in (("femur", "femur_r", "upperleg01"), ("humerus", "arm:humerus_r", "upperarm01"),
-                              ("femur", "tibia_r", "lowerleg01")):
-        near = np.linalg.norm(ref.pieces[f"{piece}_right"].vertices - ref.joints[joint], axis=1) < 0.028
-        for side, sfx in (("left", "L"), ("right", "R")):
-            centre = _sphere_centre(parts[f"{piece}_{side}"][near])
-            assert np.linalg.norm(centre - body.bone_heads[body.bone_index(f"{rig}.{sfx}")]) < 0.010, (piece, joint, side)
+    offsets = landmark_offsets(build_phantom(body))
+    for landmark in ("femoral head / hip", "humeral head / shoulder", "femoral condyles / knee"):
+        for side in ("left", "right"):
+            assert offsets[landmark, side] < 0.010, (landmark, side)
 
 
 def test_fat_layer_follows_weight_and_sex_and_sits_inside_the_skin(model):

@@ -20,9 +20,10 @@ export ANNY_CACHE_DIR=${ANNY_CACHE_DIR:-$HOME/.cache/maskel/anny}
 # at 256², 92 % of the framed targets would be upsampled, i.e. blurred by interpolation, and the
 # model would learn to draw that blur. The held-out set is rendered at 256², as users' frames are,
 # with a seed never used for training. The phantom is render.dataset's current version (7, fat layer
-# on); the shipped weights were trained on version 6, whose bones are the same (7 only pushes the
-# posed skin out where it collapsed through a bone) and on whose held-out set they score the same. The eval draws each X-ray once, as the product
-# does; add --mirror-average to score the mirror-averaged drawing.
+# on); the shipped weights were trained on version 6, whose bones are the same (7 pushes the posed
+# skin out where it collapsed through a bone and adds the trachea) and on whose held-out set they
+# score the same. The eval draws each X-ray once, as the product does; add --mirror-average to
+# score the mirror-averaged drawing.
 FAT=${FAT:-on}
 TRAIN_SIZE=${TRAIN_SIZE:-384}
 data() { python -m render.dataset --fat "$FAT" "$@"; }

@@ -11,9 +11,16 @@ point is COVER_MARGIN under the skin, fading out over COVER_RADIUS so the skin b
 instead of spiking. Only skin that faces the same way as the skin nearest the point moves (an
 arm lying against the chest is not pushed into it). Moving skin outwards can only bring points
 in, so each further round re-tests only the points that were still outside.
+
+The first round tests every point in a scene of the skin alone. Almost every posed body leaks
+somewhere (14 of 16 poses measured), so the later rounds test the few points left in the scene
+the caller will render anyway (`scene_of`): building a second skin-only scene cost as much as
+the round itself (~45 ms of Embree's copy and the cast, a pose).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import trimesh
@@ -28,16 +35,26 @@ COVER_ROUNDS = 4
 SAME_SIDE_COS = 0.3  # a skin vertex moves only if its normal is within ~73 deg of the nearest one's
 
 
-def cover_bones(skin_vertices: np.ndarray, faces: np.ndarray, bone_points: np.ndarray, scale: float) -> np.ndarray:
+def _skin_scene(vertices: np.ndarray, faces: np.ndarray) -> DrrScene:
+    return DrrScene(trimesh.Trimesh(vertices, faces, process=False), [])
+
+
+def cover_bones(skin_vertices: np.ndarray, faces: np.ndarray, bone_points: np.ndarray, scale: float,
+                scene_of: Callable[[np.ndarray], DrrScene] | None = None) -> np.ndarray:
     """The skin's vertices moved out so that every bone point lies inside it (unchanged where
-    none is outside); `scale` = stature / 1.75 m. Deterministic."""
+    none is outside); `scale` = stature / 1.75 m. Deterministic.
+
+    scene_of(v): a ray-casting scene whose skin has the vertices v (other parts may be in it); it
+    is called with a copy of the skin after each round that moved it, so the caller can keep the
+    last one if it has the returned vertices. Default: a scene of the skin alone."""
     v = np.array(skin_vertices, dtype=np.float64)
     faces = np.asarray(faces)
     used = np.flatnonzero(np.bincount(faces.ravel(), minlength=len(v)))  # vertices no face uses (the mouth's sealed pocket) stay put
     margin, radius = COVER_MARGIN * scale, COVER_RADIUS * scale
     todo = np.asarray(bone_points, dtype=np.float64)
+    scene, direction = _skin_scene(v, faces), np.array([0.0, 1.0, 0.0])
     for _ in range(COVER_ROUNDS):
-        todo = todo[DrrScene(trimesh.Trimesh(v, faces, process=False), []).outside_skin(todo)]
+        todo = todo[scene.outside_skin(todo, direction)]
         if not len(todo):
             break
         normals = vertex_normals(v, faces)[used]
@@ -56,4 +73,5 @@ def cover_bones(skin_vertices: np.ndarray, faces: np.ndarray, bone_points: np.nd
         push = np.zeros(len(skin))
         np.maximum.at(push, k, np.where(same_side, need[point] * (1.0 - x * x) ** 2, 0.0))
         v[used] += normals * push[:, None]
+        scene, direction = (scene_of or (lambda x: _skin_scene(x, faces)))(v.copy()), normals[nearest]
     return v

@@ -33,6 +33,7 @@ import numpy as np
 import trimesh
 from embreex import rtcore_scene
 from embreex.mesh_construction import TriangleMesh
+from numpy.typing import ArrayLike
 
 from render.attenuation import DXA_FULL_SCALE_G_PER_CM2, MATERIALS, RADIOGRAPH_GAIN, mineral, mu
 from render.camera import Camera
@@ -220,28 +221,31 @@ class DrrScene:
         res = self._scene.run((origins - self._comb.centre).astype(np.float32), dirs.astype(np.float32), output=1)
         return np.where(res["primID"] >= 0, res["tfar"].astype(np.float64), 0.0)
 
-    def skin_winding(self, points: np.ndarray, direction: tuple[float, float, float] = (0.0, 1.0, 0.0)) -> np.ndarray:
+    def skin_winding(self, points: np.ndarray, direction: ArrayLike = (0.0, 1.0, 0.0)) -> np.ndarray:
         """The skin's winding number at each point (N, 3), the count the DRR's chords use: exits
         minus entries along a ray from the point out of the scene (front to back by default:
-        the fewest crossings). > 0 = inside the body (also where the posed skin overlaps
-        itself), 0 = outside."""
+        the fewest crossings through a whole body; `direction` may also be one per point). > 0 =
+        inside the body (also where the posed skin overlaps itself), 0 = outside."""
         comb = self._comb
-        d = np.ascontiguousarray(np.broadcast_to(np.asarray(direction, dtype=np.float64) / np.linalg.norm(direction),
-                                                 (len(points), 3)))
+        d = np.asarray(direction, dtype=np.float64)
+        d = np.ascontiguousarray(np.broadcast_to(d / np.linalg.norm(d, axis=-1, keepdims=True), (len(points), 3)))
         ray, face, _ = _all_hits(self._scene, np.asarray(points, dtype=np.float64) - comb.centre, d)
         skin = comb.face_part[face] == 0
         step = np.sign(np.einsum("ij,ij->i", comb.normals[face], d[ray])).astype(np.int64)
         return np.bincount(ray[skin], step[skin], minlength=len(points)).astype(np.int64)
 
-    def outside_skin(self, points: np.ndarray) -> np.ndarray:
+    def outside_skin(self, points: np.ndarray, direction: ArrayLike = (0.0, 1.0, 0.0)) -> np.ndarray:
         """Bool (N,): the point is outside the body, by the skin's winding number (skin_winding)
-        along the default ray and, where that says outside, along the opposite one too. A point
-        outside a closed surface is outside along every ray, while a single ray can slip through
-        a crack between triangles (Embree's traversal is not watertight) and miscount: seen on
-        finger skin, where one ray called a point 3 mm inside the skin outside."""
+        along `direction` (one, or one per point) and, where that says outside, along the
+        opposite ray too. A point outside a closed surface is outside along every ray, while a
+        single ray can slip through a crack between triangles (Embree's traversal is not
+        watertight) and miscount: seen on finger skin, where one ray called a point 3 mm inside
+        the skin outside. Each ray costs a cast per surface it crosses, so a direction that leaves
+        the body soon (the nearest skin's normal) is cheaper in a scene of the whole phantom."""
         points = np.asarray(points, dtype=np.float64)
-        out = self.skin_winding(points) <= 0
-        out[out] = self.skin_winding(points[out], (0.0, -1.0, 0.0)) <= 0
+        d = np.broadcast_to(np.asarray(direction, dtype=np.float64), points.shape)
+        out = self.skin_winding(points, d) <= 0
+        out[out] = self.skin_winding(points[out], -d[out]) <= 0
         return out
 
     def render(self, cam: Camera, region: np.ndarray | None = None, materials: bool = False) -> DRR:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import trimesh
@@ -50,14 +50,19 @@ class Phantom:
     joints3d: dict[str, np.ndarray]
     body: object  # render.body.PosedBody
     muscle: trimesh.Trimesh | None = None  # inner surface of the fat layer; None = no fat layer
+    _scene: DrrScene | None = field(default=None, repr=False, compare=False)
 
     def drr_scene(self) -> DrrScene:
-        """The ray-casting scene: skin of adipose tissue over the muscle surface when there is a
-        fat layer, else skin of soft tissue; then the bones."""
-        if self.muscle is None:
-            return DrrScene(self.skin, self.parts)
-        muscle = Part("muscle", 0, "soft_tissue", "adipose", self.muscle)
-        return DrrScene(self.skin, self.parts + [muscle], skin_material="adipose")
+        """The ray-casting scene (built on first use, then kept: the phantom is not meant to be
+        changed after): skin of adipose tissue over the muscle surface when there is a fat layer,
+        else skin of soft tissue; then the bones."""
+        if self._scene is None:
+            if self.muscle is None:
+                self._scene = DrrScene(self.skin, self.parts)
+            else:
+                muscle = Part("muscle", 0, "soft_tissue", "adipose", self.muscle)
+                self._scene = DrrScene(self.skin, self.parts + [muscle], skin_material="adipose")
+        return self._scene
 
 
 @dataclass
@@ -138,15 +143,26 @@ def build_phantom(body, fat: bool = False) -> Phantom:
              rs.shells[i], rs.cores[i])
         for i in range(len(rs.names))
     ]
+    if fat and rs.fat_m is None:
+        bones = [(rs.vertices[rs.splits[i]:rs.splits[i + 1]], rs.faces[i])
+                 for i in range(len(rs.names)) if rs.materials[i] != "lung"]
+        rs.fat_m = fat_thickness(rs.rest_skin, body.rest_vertices, body.faces, body.skin_weights, body.bone_names,
+                                 body.phenotype, bones)
+    joints3d = body.joints3d()
+
+    def phantom_with(skin_vertices: np.ndarray) -> Phantom:
+        muscle = muscle_surface(skin_vertices, body.faces, rs.fat_m) if fat else None
+        return Phantom(trimesh.Trimesh(skin_vertices, body.faces, process=False), parts, joints3d, body, muscle)
+
     # what the skin must cover: the bones' outer surfaces and the trachea (the lungs lie in the rib cage)
     covered = np.array([d == "soft_tissue" and m != "lung" for d, m in zip(rs.displaces, rs.materials, strict=True)])
-    skin = trimesh.Trimesh(cover_bones(body.vertices, body.faces, v[covered[rs.vert_part]], rs.scale), body.faces, process=False)
-    muscle = None
-    if fat:
-        if rs.fat_m is None:
-            bones = [(rs.vertices[rs.splits[i]:rs.splits[i + 1]], rs.faces[i])
-                     for i in range(len(rs.names)) if rs.materials[i] != "lung"]
-            rs.fat_m = fat_thickness(rs.rest_skin, body.rest_vertices, body.faces, body.skin_weights, body.bone_names,
-                                     body.phenotype, bones)
-        muscle = muscle_surface(skin.vertices, body.faces, rs.fat_m)
-    return Phantom(skin=skin, parts=parts, joints3d=body.joints3d(), body=body, muscle=muscle)
+    tried: list[Phantom] = []  # the phantoms the cover tested in: the last one is kept if its skin is final
+
+    def scene_of(skin_vertices: np.ndarray) -> DrrScene:
+        tried.append(phantom_with(skin_vertices))
+        return tried[-1].drr_scene()
+
+    skin = cover_bones(body.vertices, body.faces, v[covered[rs.vert_part]], rs.scale, scene_of)
+    if tried and np.array_equal(tried[-1].skin.vertices, skin):
+        return tried[-1]
+    return phantom_with(skin)

@@ -7,6 +7,7 @@ import trimesh
 
 from render.cover import COVER_MARGIN, COVER_RADIUS, cover_bones
 from render.drr import DrrScene
+from render.phantom import Part
 
 
 def _skin() -> trimesh.Trimesh:
@@ -46,3 +47,23 @@ def test_the_other_side_of_a_fold_is_not_pushed_into_the_body():
     n = len(left.vertices)
     assert np.abs(v[:n] - skin.vertices[:n]).max() > 0.005
     np.testing.assert_array_equal(v[n:], skin.vertices[n:])
+
+
+def test_later_rounds_test_in_the_callers_scene_and_give_the_same_skin():
+    """scene_of lets the caller's own scene (here skin plus a bone inside it) stand in for a scene
+    of the skin alone after the first round; the skin it gives is the same, and the last scene
+    asked for is that of the returned skin (so a caller can keep it)."""
+    skin = _skin()
+    bone = np.array([[0.108, 0.0, 0.0], [0.0, 0.109, 0.02], [0.05, 0.0, 0.0]])
+    inner = Part("inner", 1, "cortical", "soft_tissue", trimesh.creation.icosphere(subdivisions=2, radius=0.03))
+    asked: list[np.ndarray] = []
+
+    def scene_of(v: np.ndarray) -> DrrScene:
+        asked.append(v)
+        return DrrScene(trimesh.Trimesh(v, skin.faces, process=False), [inner])
+
+    v = cover_bones(skin.vertices, skin.faces, bone, 1.0, scene_of)
+    np.testing.assert_array_equal(v, cover_bones(skin.vertices, skin.faces, bone, scale=1.0))
+    assert asked and asked[-1] is not v  # a copy: the cover goes on moving its own array
+    np.testing.assert_array_equal(asked[-1], v)
+    assert not scene_of(v).outside_skin(bone).any()

@@ -17,7 +17,7 @@ from render.drr import DrrScene  # noqa: E402
 
 body_mod = pytest.importorskip("render.body")
 import render.phantom  # noqa: E402
-from render.phantom import build_phantom  # noqa: E402
+from render.phantom import Phantom, build_phantom  # noqa: E402
 from render.pose import sample_pose  # noqa: E402
 
 CHILD = {"gender": 0.0, "age": 0.2, "muscle": 0.3, "weight": 0.2, "height": 0.5, "proportions": 0.3}
@@ -103,6 +103,21 @@ def test_bones_stay_inside_the_skin(model, phenotype, kind, seed):
     assert not outside.any(), sorted(set(names[outside]))[:10]
     pushed = np.linalg.norm(ph.skin.vertices - body.vertices, axis=1)
     assert pushed.max() < 0.06  # a bulge over a bone, not a blown-up limb
+
+
+@pytest.mark.parametrize("fat", [False, True])
+def test_the_scene_kept_from_the_cover_is_the_final_phantoms(model, fat):
+    """build_phantom keeps the ray-casting scene the cover last tested in when its skin is the
+    final one: it must render exactly what a scene built afresh from the phantom renders."""
+    body = model.pose(LARGE, sample_pose(np.random.default_rng(2), "arms_raised"))
+    ph = build_phantom(body, fat=fat)
+    assert np.abs(ph.skin.vertices - body.vertices).max() > 0.01  # this pose needed the cover
+    fresh = Phantom(ph.skin, ph.parts, ph.joints3d, ph.body, ph.muscle)
+    cam = _front_camera(body, 96)
+    kept, new = ph.drr_scene().render(cam, materials=True), fresh.drr_scene().render(cam, materials=True)
+    assert ph.drr_scene() is ph.drr_scene()
+    np.testing.assert_array_equal(kept.thickness_cm, new.thickness_cm)
+    np.testing.assert_array_equal(kept.material_cm, new.material_cm)
 
 
 SLIM_WOMAN = {"gender": 1.0, "age": 0.7633, "muscle": 0.2525, "weight": 0.4846, "height": 0.3869, "proportions": 0.1106}

@@ -259,14 +259,14 @@ class DrrScene:
         pixels = None if region is None else np.flatnonzero(np.asarray(region, bool).ravel())
         origins, dirs = cam.rays(pixels)
         hit_ray, hit_face, hit_t = _all_hits(self._scene, origins - comb.centre, dirs)
-        sign = np.sign(np.einsum("ij,ij->i", comb.normals[hit_face], dirs[hit_ray]))
-        cos = np.abs(np.einsum("ij,ij->i", self._unit_normals[hit_face], dirs[hit_ray]))
+        facing = np.einsum("ij,ij->i", self._unit_normals[hit_face], dirs[hit_ray])
+        sign, cos = np.sign(facing), np.abs(facing)
         if pixels is not None:
             hit_ray = pixels[hit_ray]
         hit_part = comb.face_part[hit_face]
         s2 = s * s
         key = hit_part * s2 + hit_ray
-        order = np.lexsort((hit_t, key))
+        order = np.argsort(key, kind="stable")  # each ray's hits come in casting order: t ascending
         key, sign, hit_t = key[order], sign[order], hit_t[order]
         # cortical shell model: each crossing of a shelled part's surface runs shell / |cos| through
         # cortex (capped at grazing incidence); the rest of its chord is its core material

@@ -10,7 +10,9 @@ Long bones: the extent of the mesh along its principal axis over the standing he
 skin's), beside the rig's joint-to-joint distance over the same height. The bones span the rig's
 joints (render/bones/register.py), so where anny's proportions differ from anthropometric tables
 the bones follow anny. Reference, femur: 0.2674 of stature, Feldesman, Kleckner & Lundy (1990),
-Am J Phys Anthropol 83: 359-372 (pooled sample).
+Am J Phys Anthropol 83: 359-372 (pooled sample). A last table splits the adults by stature: anny
+makes a body taller mostly by lengthening its thighs, so the femur / stature its rig gives grows
+with stature (in people it hardly changes).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def main() -> None:
     model = get_body_model()
     dist: dict[str, list[float]] = {name: [] for name, *_ in LANDMARKS}
     ratios: dict[tuple[str, bool], list[tuple[float, float]]] = {}  # (bone, adult) -> (bone, rig segment) / stature
+    adult_thighs: list[tuple[float, float, float, float]] = []  # stature m, anny's height parameter, femur / stature, rig thigh / stature
     ages = []
     for i in tqdm(range(a.bodies), unit="body"):
         phenotype = sample_phenotype(body_rng(a.seed, BODY_GROUP * i))
@@ -67,6 +70,8 @@ def main() -> None:
                 segment = np.linalg.norm(body.rest_heads[body.bone_index(f"{top}.{sfx}")] - body.rest_heads[body.bone_index(f"{bottom}.{sfx}")])
                 ratios.setdefault((bone, years >= 18), []).append((principal_extent(parts[f"{bone}_{side}"]) / stature,
                                                                    float(segment) / stature))
+                if bone == "femur" and years >= 18:
+                    adult_thighs.append((stature, phenotype["height"], *ratios[(bone, True)][-1]))
     children = sum(y < 18 for y in ages)
     print(f"{a.bodies} bodies (seed {a.seed}), ages {min(ages):.0f}-{max(ages):.0f} years, {children} under 18; both sides\n")
     print("| landmark vs anny joint | median mm | p90 mm | max mm | within 10 mm | the fit's own offset on myo-sim, mm |")
@@ -85,6 +90,16 @@ def main() -> None:
             cells.append(f"{np.median(r[:, 1]):.3f}")
         print(f"| {bone} | " + " | ".join(cells) + " |")
     print(f"\nReference, femur / stature: {FEMUR_REFERENCE} (Feldesman, Kleckner & Lundy 1990).")
+    # anny makes a body taller mostly by lengthening its thighs: the femur / stature the bones
+    # inherit from its rig grows with stature, where in people it hardly changes
+    t = np.array(adult_thighs)
+    print("\n| adults by stature | n (sides) | femur / stature | rig thigh / stature |")
+    print("|---|---:|---:|---:|")
+    for label, lo, hi in (("under 1.65 m", 0.0, 1.65), ("1.65-1.80 m", 1.65, 1.80), ("1.80 m and over", 1.80, np.inf)):
+        sel = (t[:, 0] >= lo) & (t[:, 0] < hi)
+        if sel.any():
+            print(f"| {label} | {sel.sum()} | {np.median(t[sel, 2]):.3f} | {np.median(t[sel, 3]):.3f} |")
+    print(f"\nCorrelation of the adults' rig thigh / stature with anny's height parameter: {np.corrcoef(t[:, 1], t[:, 3])[0, 1]:+.2f}")
 
 
 if __name__ == "__main__":

@@ -64,14 +64,15 @@ def main() -> None:
         parts = {p.name: p.mesh.vertices for p in phantom.parts if p.material != "marrow"}
         years = age_years(phenotype["age"])
         ages.append(years)
+        adult = years >= 18
         stature = float(np.ptp(np.asarray(body.rest_vertices)[:, 2]))
         for side, sfx in SIDES:
             for bone, top, bottom in LONG_BONES:
                 segment = np.linalg.norm(body.rest_heads[body.bone_index(f"{top}.{sfx}")] - body.rest_heads[body.bone_index(f"{bottom}.{sfx}")])
-                ratios.setdefault((bone, years >= 18), []).append((principal_extent(parts[f"{bone}_{side}"]) / stature,
-                                                                   float(segment) / stature))
-                if bone == "femur" and years >= 18:
-                    adult_thighs.append((stature, phenotype["height"], *ratios[(bone, True)][-1]))
+                ratio = (principal_extent(parts[f"{bone}_{side}"]) / stature, float(segment) / stature)
+                ratios.setdefault((bone, adult), []).append(ratio)
+                if bone == "femur" and adult:
+                    adult_thighs.append((stature, phenotype["height"], *ratio))
     children = sum(y < 18 for y in ages)
     print(f"{a.bodies} bodies (seed {a.seed}), ages {min(ages):.0f}-{max(ages):.0f} years, {children} under 18; both sides\n")
     print("| landmark vs anny joint | median mm | p90 mm | max mm | within 10 mm | the fit's own offset on myo-sim, mm |")

@@ -46,13 +46,15 @@ def cover_bones(skin_vertices: np.ndarray, faces: np.ndarray, bone_points: np.nd
     none is outside); `scale` = stature / 1.75 m. Deterministic.
 
     scene_of(v): a ray-casting scene whose skin has the vertices v (other parts may be in it); it
-    is called with a copy of the skin after each round that moved it, so the caller can keep the
-    last one if it has the returned vertices. Default: a scene of the skin alone."""
+    is called with a copy of the skin after each round that moved it, so when it was called at
+    all, its last call was with the returned vertices and the caller can keep that scene.
+    Default: a scene of the skin alone."""
     v = np.array(skin_vertices, dtype=np.float64)
     faces = np.asarray(faces)
     used = np.flatnonzero(np.bincount(faces.ravel(), minlength=len(v)))  # vertices no face uses (the mouth's sealed pocket) stay put
     margin, radius = COVER_MARGIN * scale, COVER_RADIUS * scale
     todo = np.asarray(bone_points, dtype=np.float64)
+    scene_of = scene_of or (lambda x: _skin_scene(x, faces))
     scene, direction = _skin_scene(v, faces), np.array([0.0, 1.0, 0.0])
     for _ in range(COVER_ROUNDS):
         todo = todo[scene.outside_skin(todo, direction)]
@@ -74,5 +76,5 @@ def cover_bones(skin_vertices: np.ndarray, faces: np.ndarray, bone_points: np.nd
         push = np.zeros(len(skin))
         np.maximum.at(push, k, np.where(same_side, need[point] * (1.0 - x * x) ** 2, 0.0))
         v[used] += normals * push[:, None]
-        scene, direction = (scene_of or (lambda x: _skin_scene(x, faces)))(v.copy()), normals[nearest]
+        scene, direction = scene_of(v.copy()), normals[nearest]
     return v

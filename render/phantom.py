@@ -156,13 +156,11 @@ def build_phantom(body, fat: bool = False) -> Phantom:
 
     # what the skin must cover: the bones' outer surfaces and the trachea (the lungs lie in the rib cage)
     covered = np.array([d == "soft_tissue" and m != "lung" for d, m in zip(rs.displaces, rs.materials, strict=True)])
-    tried: list[Phantom] = []  # the phantoms the cover tested in: the last one is kept if its skin is final
+    last: list[Phantom] = []  # the phantom the cover last tested in: its skin is the final one
 
     def scene_of(skin_vertices: np.ndarray) -> DrrScene:
-        tried.append(phantom_with(skin_vertices))
-        return tried[-1].drr_scene()
+        last[:] = [phantom_with(skin_vertices)]
+        return last[0].drr_scene()
 
     skin = cover_bones(body.vertices, body.faces, v[covered[rs.vert_part]], rs.scale, scene_of)
-    if tried and np.array_equal(tried[-1].skin.vertices, skin):
-        return tried[-1]
-    return phantom_with(skin)
+    return last[0] if last else phantom_with(skin)

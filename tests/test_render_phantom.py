@@ -17,6 +17,7 @@ from render.drr import DrrScene  # noqa: E402
 
 body_mod = pytest.importorskip("render.body")
 import render.phantom  # noqa: E402
+from render.landmarks import landmark_offsets  # noqa: E402
 from render.phantom import Phantom, build_phantom  # noqa: E402
 from render.pose import sample_pose  # noqa: E402
 
@@ -215,8 +216,6 @@ def test_long_bone_shows_its_cortical_walls(rest_phantom):
 def test_joint_landmarks_sit_on_the_rig_joints(model, phenotype, kind):
     """Femoral head and humeral head (sphere fits to myo-sim's own vertices there) and the femoral
     condyles lie within 10 mm of anny's hip, shoulder and knee joints, posed."""
-    from render.landmarks import landmark_offsets
-
     body = model.pose(phenotype, sample_pose(np.random.default_rng(7), kind))
     offsets = landmark_offsets(build_phantom(body))
     for landmark in ("femoral head / hip", "humeral head / shoulder", "femoral condyles / knee"):
